@@ -1,0 +1,467 @@
+"""The RabbitMQ layer, written once for every service.
+
+- One topic exchange, `{prefix}.bus`; a message's routing key is its type. `ROUTES` is the
+  whole topology: which queue receives which types. Every service declares all of it at
+  connect, so a publish never fails just because its consumer has not started yet.
+- Queues are durable quorum queues that dead-letter into `{prefix}.dead` → `{prefix}.dead_letters`.
+- Publish: persistent, publisher-confirmed, mandatory (unroutable raises), with a timeout.
+- Consume: the handler runs first, the ack comes after. A message that cannot be parsed, or
+  whose handler raises `PermanentError`, is dead-lettered at once with the reason in a header;
+  any other failure is retried here with jittered backoff, a bounded number of times (we count
+  attempts ourselves: RabbitMQ does not count `nack`s everywhere), then dead-lettered.
+- Request/reply: an exclusive reply queue per connection, replies matched by correlation id,
+  requests expire when the requester stops waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from pamqp.commands import Basic
+from prometheus_client import Counter, Gauge, Histogram
+
+from gistsync.contracts import (
+    AnyMessage,
+    ErrorReply,
+    InvalidMessage,
+    Message,
+    encode,
+    parse_message,
+)
+from gistsync.errors import PermanentError, PublishError, RemoteError, RequestTimeout
+
+log = logging.getLogger(__name__)
+
+# Queue name (after the prefix) → the message types routed to it.
+ROUTES: dict[str, tuple[str, ...]] = {
+    "pipedrive_writer": ("command.track_user", "command.mark_seen", "event.gist_discovered"),
+    "pipedrive_writer.queries": ("query.tracked_users", "query.unseen_gists"),
+    "github_poller": ("event.user_tracked",),
+    "github_poller.queries": ("query.user_exists", "command.poll_now"),
+}
+# A message requeued this often (by crashes, not by us) is dead-lettered by the broker.
+DELIVERY_LIMIT = 20
+
+CONSUMED = Counter(
+    "gistsync_messages_consumed_total",
+    "Messages taken from a queue, by how their handling ended.",
+    ["queue", "outcome"],
+)
+HANDLING = Histogram(
+    "gistsync_message_handling_seconds",
+    "Time from delivery to ack, retries included.",
+    ["queue"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+PUBLISHED = Counter(
+    "gistsync_messages_published_total", "Messages confirmed by the broker.", ["type"]
+)
+DEAD_LETTERED = Counter(
+    "gistsync_dead_letters_total", "Messages this service sent to the dead-letter queue.", ["queue"]
+)
+CONNECTED = Gauge("gistsync_broker_connected", "1 while the broker connection is open.")
+
+Handler = Callable[[AnyMessage], Awaitable[Message | None]]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Bounded, jittered exponential backoff for transient failures."""
+
+    max_attempts: int = 6
+    base_seconds: float = 0.5
+    max_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str
+
+    @property
+    def bus(self) -> str:
+        return f"{self.prefix}.bus"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.prefix}.dead_letters"
+
+    def queue(self, name: str) -> str:
+        if name not in ROUTES:
+            raise KeyError(f"no queue {name!r} in the topology")
+        return f"{self.prefix}.{name}"
+
+
+class Broker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        service: str,
+        publish_timeout: float = 5.0,
+        prefetch: int = 16,
+    ) -> None:
+        self.url = url
+        self.topology = Topology(prefix)
+        self.service = service
+        self.publish_timeout = publish_timeout
+        self.prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        # Strong references: a channel or exchange only held weakly can vanish under us.
+        self._channel: AbstractRobustChannel | None = None
+        self._bus: AbstractExchange | None = None
+        self._dead: AbstractExchange | None = None
+        self._queues: dict[str, AbstractQueue] = {}
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._reply_queue: AbstractQueue | None = None
+        self._pending: dict[str, asyncio.Future[AnyMessage]] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def connect(self, *, retry_for: float = 60.0) -> None:
+        """Connect and declare the topology, retrying while the broker is not there yet."""
+        deadline = time.monotonic() + retry_for
+        delay = 0.5
+        while True:
+            try:
+                self._connection = await aio_pika.connect_robust(
+                    self.url, client_properties={"connection_name": self.service}, timeout=10
+                )
+                break
+            except (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("broker not reachable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._connection.close_callbacks.add(lambda *_: CONNECTED.set(0))
+        self._connection.reconnect_callbacks.add(lambda *_: CONNECTED.set(1))
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        await self._declare()
+        CONNECTED.set(1)
+
+    async def _declare(self) -> None:
+        assert self._channel is not None
+        top = self.topology
+        self._bus = await self._channel.declare_exchange(
+            top.bus, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._dead = await self._channel.declare_exchange(
+            top.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        dead_queue = await self._channel.declare_queue(
+            top.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead_queue.bind(self._dead)
+        for name, types in ROUTES.items():
+            queue = await self._channel.declare_queue(
+                top.queue(name),
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": top.dead_exchange,
+                    "x-delivery-limit": DELIVERY_LIMIT,
+                },
+            )
+            for message_type in types:
+                await queue.bind(self._bus, routing_key=message_type)
+            self._queues[name] = queue
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Stop consuming, let in-flight handlers finish (up to `grace`), then disconnect.
+
+        Whatever is still unfinished is left unacked, so the broker delivers it again.
+        """
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception as exc:  # the connection may already be gone
+                log.debug("cancel failed", extra={"error": str(exc)})
+        self._consumers.clear()
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for future in self._pending.values():
+            future.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+        CONNECTED.set(0)
+
+    # --- publishing ----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        message: Message,
+        *,
+        routing_key: str | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        expiration: float | None = None,
+        direct: bool = False,
+    ) -> None:
+        """Publish and wait for the broker's confirm; `PublishError` if it does not come.
+
+        `direct` sends to the default exchange (replies go straight to a reply queue).
+        """
+        if self._bus is None or self._channel is None:
+            raise PublishError("not connected to the broker")
+        kind = str(getattr(message, "type", ""))
+        amqp_message = aio_pika.Message(
+            encode(message),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=kind,
+            app_id=self.service,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            expiration=expiration,
+            headers={"x-correlation-id": message.correlation_id},
+        )
+        exchange = self._channel.default_exchange if direct else self._bus
+        await self._confirm(exchange, amqp_message, routing_key or kind, mandatory=not direct)
+        PUBLISHED.labels(kind).inc()
+
+    async def _confirm(
+        self,
+        exchange: AbstractExchange,
+        message: aio_pika.Message,
+        routing_key: str,
+        *,
+        mandatory: bool = True,
+    ) -> None:
+        try:
+            result = await exchange.publish(
+                message, routing_key, mandatory=mandatory, timeout=self.publish_timeout
+            )
+        except (asyncio.TimeoutError, aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            raise PublishError(f"publish of {routing_key} not confirmed: {exc!r}") from exc
+        if not isinstance(result, Basic.Ack):
+            raise PublishError(f"publish of {routing_key} not confirmed: {result!r}")
+
+    # --- consuming -----------------------------------------------------------------------
+
+    async def consume(self, queue: str, handler: Handler, *, retry: Retry | None) -> None:
+        """Handle every message of `queue`. `retry=None` is for queries: a failure is
+        answered at once with an `ErrorReply` instead of being retried."""
+        amqp_queue = self._queues[queue]
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            # Each delivery gets its own task, so up to `prefetch` run at once and
+            # `close` can wait for them.
+            task = asyncio.create_task(self._handle(queue, incoming, handler, retry))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        tag = await amqp_queue.consume(on_message)
+        self._consumers.append((amqp_queue, tag))
+
+    async def _handle(
+        self,
+        queue: str,
+        incoming: AbstractIncomingMessage,
+        handler: Handler,
+        retry: Retry | None,
+    ) -> None:
+        started = time.monotonic()
+        try:
+            outcome = await self._run(queue, incoming, handler, retry)
+        except Exception:
+            # Typically the connection went away mid-handling: the message was not acked,
+            # so the broker delivers it again.
+            log.exception("message left unacked", extra={"queue": queue})
+            outcome = "unacked"
+        CONSUMED.labels(queue, outcome).inc()
+        HANDLING.labels(queue).observe(time.monotonic() - started)
+
+    async def _run(
+        self,
+        queue: str,
+        incoming: AbstractIncomingMessage,
+        handler: Handler,
+        retry: Retry | None,
+    ) -> str:
+        try:
+            message = parse_message(incoming.body)
+        except InvalidMessage as exc:
+            await self._reply_error(incoming, "invalid_message", exc.reason, None)
+            await self._dead_letter(queue, incoming, exc.reason)
+            return "dead_lettered"
+        attempt = 1
+        while True:
+            try:
+                reply = await handler(message)
+            except PermanentError as exc:
+                await self._reply_error(incoming, "rejected", str(exc), message)
+                await self._dead_letter(queue, incoming, str(exc))
+                return "dead_lettered"
+            except Exception as exc:
+                if retry is None:
+                    log.exception("query failed", extra={"queue": queue, "type": message.type})
+                    await self._reply_error(incoming, "failed", str(exc), message)
+                    await incoming.ack()
+                    return "error_reply"
+                if attempt >= retry.max_attempts:
+                    reason = f"gave up after {attempt} attempts: {exc}"
+                    await self._dead_letter(queue, incoming, reason)
+                    return "dead_lettered"
+                delay = retry.delay(attempt)
+                log.warning(
+                    "handler failed, will retry",
+                    extra={"queue": queue, "type": message.type, "attempt": attempt,
+                           "retry_in": round(delay, 2), "error": repr(exc)},
+                )
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            if reply is not None and incoming.reply_to:
+                reply = reply.model_copy(update={"correlation_id": message.correlation_id})
+                await self._send_reply(incoming, reply)
+            await incoming.ack()
+            return "ok" if attempt == 1 else "retried"
+
+    async def _send_reply(self, incoming: AbstractIncomingMessage, reply: Message) -> None:
+        assert incoming.reply_to is not None
+        try:
+            await self.publish(
+                reply,
+                routing_key=incoming.reply_to,
+                correlation_id=incoming.correlation_id,
+                direct=True,
+            )
+        except PublishError as exc:
+            # The requester is gone or gave up; it will ask again.
+            log.warning("reply not delivered", extra={"error": str(exc)})
+
+    async def _reply_error(
+        self,
+        incoming: AbstractIncomingMessage,
+        code: str,
+        detail: str,
+        message: AnyMessage | None,
+    ) -> None:
+        if incoming.reply_to:
+            correlation = message.correlation_id if message is not None else "unknown"
+            error = ErrorReply(code=code, detail=detail, correlation_id=correlation)
+            await self._send_reply(incoming, error)
+
+    async def _dead_letter(
+        self, queue: str, incoming: AbstractIncomingMessage, reason: str
+    ) -> None:
+        """Copy to the dead-letter exchange with the reason, then ack the original.
+
+        Confirmed before the ack, so the message is never in neither place.
+        """
+        assert self._dead is not None
+        log.error(
+            "dead-lettered",
+            extra={"queue": queue, "reason": reason, "message_id": incoming.message_id},
+        )
+        headers: dict[str, Any] = dict(incoming.headers or {})
+        headers.update(
+            {
+                "x-dead-reason": reason[:1000],
+                "x-dead-queue": self.topology.queue(queue),
+                "x-dead-routing-key": incoming.routing_key or "",
+                "x-dead-service": self.service,
+            }
+        )
+        copy = aio_pika.Message(
+            incoming.body,
+            content_type=incoming.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=incoming.message_id,
+            type=incoming.type,
+            headers=headers,
+        )
+        await self._confirm(self._dead, copy, incoming.routing_key or "")
+        await incoming.ack()
+        DEAD_LETTERED.labels(queue).inc()
+
+    # --- request/reply -------------------------------------------------------------------
+
+    async def request(self, message: Message, *, timeout: float) -> AnyMessage:
+        """Send a query (or a command that answers) and wait for its reply.
+
+        Raises `RequestTimeout` when nobody answers in time and `RemoteError` when the
+        answer is an `ErrorReply`.
+        """
+        reply_queue = await self._ensure_reply_queue()
+        future: asyncio.Future[AnyMessage] = asyncio.get_running_loop().create_future()
+        self._pending[message.message_id] = future
+        try:
+            await self.publish(
+                message,
+                reply_to=reply_queue.name,
+                correlation_id=message.message_id,
+                expiration=timeout,
+            )
+            reply = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"no answer to {getattr(message, 'type', 'request')} within {timeout:g} s"
+            ) from None
+        finally:
+            self._pending.pop(message.message_id, None)
+        if isinstance(reply, ErrorReply):
+            raise RemoteError(reply.code, reply.detail)
+        return reply
+
+    async def _ensure_reply_queue(self) -> AbstractQueue:
+        if self._reply_queue is None:
+            assert self._channel is not None
+            # Named by us: a robust channel re-declares it under the same name on reconnect,
+            # which the broker refuses for server-named (amq.gen-*) queues.
+            name = f"{self.topology.prefix}.reply.{self.service}.{uuid.uuid4().hex[:12]}"
+            queue = await self._channel.declare_queue(name, exclusive=True, auto_delete=True)
+            await queue.consume(self._on_reply, no_ack=True)
+            self._reply_queue = queue
+        return self._reply_queue
+
+    async def _on_reply(self, incoming: AbstractIncomingMessage) -> None:
+        future = self._pending.get(incoming.correlation_id or "")
+        if future is None or future.done():
+            return  # a late answer to a request that already timed out
+        try:
+            future.set_result(parse_message(incoming.body))
+        except InvalidMessage as exc:
+            future.set_exception(RemoteError("invalid_reply", exc.reason))

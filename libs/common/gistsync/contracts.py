@@ -1,0 +1,255 @@
+"""The messages the services exchange, as pydantic models.
+
+Every message carries its `type` (also its routing key), a `version`, a `message_id` and the
+`correlation_id` of the HTTP request that caused it. Bodies are JSON; `parse_message` turns
+bytes back into the right model or raises `InvalidMessage` with a reason fit for a
+dead-letter header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 1
+
+# GitHub's rule: alphanumerics and single hyphens, not at either end, at most 39 characters.
+LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
+def check_login(value: str) -> str:
+    if not LOGIN_PATTERN.fullmatch(value):
+        raise ValueError(
+            "a GitHub login has 1 to 39 letters, digits or single hyphens, "
+            "and does not start or end with a hyphen"
+        )
+    return value
+
+
+def login_key(login: str) -> str:
+    """Logins are case-insensitive: `Alice` and `alice` are one user."""
+    return login.casefold()
+
+
+Login = Annotated[str, AfterValidator(check_login)]
+GistId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(Model):
+    version: Literal[1] = SCHEMA_VERSION
+    message_id: str = Field(default_factory=new_id)
+    correlation_id: str = Field(default_factory=new_id)
+    sent_at: datetime = Field(default_factory=utcnow)
+
+
+# --- data carried inside messages -------------------------------------------------------
+
+
+class GistFile(Model):
+    filename: str
+    language: str | None = None
+
+
+class Gist(Model):
+    id: GistId
+    html_url: str
+    description: str | None = None
+    files: tuple[GistFile, ...] = ()
+    created_at: datetime
+    updated_at: datetime | None = None
+
+    @property
+    def title(self) -> str:
+        """The description, else the first filename, else the id."""
+        if self.description and self.description.strip():
+            return self.description.strip()
+        return self.files[0].filename if self.files else self.id
+
+
+class TrackedUser(Model):
+    login: Login
+    unseen: int = Field(ge=0)
+
+
+class UnseenGist(Model):
+    id: GistId
+    title: str
+    html_url: str | None = None
+    files: tuple[GistFile, ...] = ()
+    created_at: datetime | None = None
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+class TrackUser(Message):
+    """Start tracking a GitHub user (login already checked and canonical)."""
+
+    type: Literal["command.track_user"] = "command.track_user"
+    login: Login
+
+
+class MarkGistsSeen(Message):
+    type: Literal["command.mark_seen"] = "command.mark_seen"
+    login: Login
+    gist_ids: tuple[GistId, ...] = Field(min_length=1)
+
+
+class PollNow(Message):
+    """Poll every tracked user now; answered with a `PollReport` when sent as a request."""
+
+    type: Literal["command.poll_now"] = "command.poll_now"
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+class UserTracked(Message):
+    type: Literal["event.user_tracked"] = "event.user_tracked"
+    login: Login
+
+
+class GistDiscovered(Message):
+    type: Literal["event.gist_discovered"] = "event.gist_discovered"
+    login: Login
+    gist: Gist
+    discovered_at: datetime = Field(default_factory=utcnow)
+
+
+# --- queries and replies -------------------------------------------------------------------
+
+
+class UserExistsQuery(Message):
+    type: Literal["query.user_exists"] = "query.user_exists"
+    login: Login
+
+
+class TrackedUsersQuery(Message):
+    type: Literal["query.tracked_users"] = "query.tracked_users"
+
+
+class UnseenGistsQuery(Message):
+    type: Literal["query.unseen_gists"] = "query.unseen_gists"
+    login: Login
+
+
+class UserExistsReply(Message):
+    type: Literal["reply.user_exists"] = "reply.user_exists"
+    exists: bool
+    login: Login | None = None  # GitHub's canonical spelling when it exists
+
+
+class TrackedUsersReply(Message):
+    type: Literal["reply.tracked_users"] = "reply.tracked_users"
+    users: tuple[TrackedUser, ...]
+
+
+class UnseenGistsReply(Message):
+    type: Literal["reply.unseen_gists"] = "reply.unseen_gists"
+    tracked: bool
+    login: Login | None = None
+    gists: tuple[UnseenGist, ...] = ()
+
+
+class PollReport(Message):
+    type: Literal["reply.poll_report"] = "reply.poll_report"
+    users: int = Field(ge=0)
+    new_gists: int = Field(ge=0)
+
+
+class ErrorReply(Message):
+    """What a service answers a request with when it could not do it."""
+
+    type: Literal["reply.error"] = "reply.error"
+    code: str
+    detail: str
+
+
+AnyMessage = Annotated[
+    TrackUser
+    | MarkGistsSeen
+    | PollNow
+    | UserTracked
+    | GistDiscovered
+    | UserExistsQuery
+    | TrackedUsersQuery
+    | UnseenGistsQuery
+    | UserExistsReply
+    | TrackedUsersReply
+    | UnseenGistsReply
+    | PollReport
+    | ErrorReply,
+    Field(discriminator="type"),
+]
+MESSAGE_TYPES: frozenset[str] = frozenset(
+    model.model_fields["type"].default
+    for model in (
+        TrackUser,
+        MarkGistsSeen,
+        PollNow,
+        UserTracked,
+        GistDiscovered,
+        UserExistsQuery,
+        TrackedUsersQuery,
+        UnseenGistsQuery,
+        UserExistsReply,
+        TrackedUsersReply,
+        UnseenGistsReply,
+        PollReport,
+        ErrorReply,
+    )
+)
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+class InvalidMessage(ValueError):
+    """A body that is not a valid message; `reason` says why, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def parse_message(body: bytes) -> AnyMessage:
+    """Bytes to a message, or `InvalidMessage` saying exactly what is wrong."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage(f"malformed JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidMessage("the body is not a JSON object")
+    kind = raw.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise InvalidMessage(f"unknown message type {kind!r}")
+    if raw.get("version") != SCHEMA_VERSION:
+        raise InvalidMessage(
+            f"unsupported schema version {raw.get('version')!r} for {kind} "
+            f"(this build reads version {SCHEMA_VERSION})"
+        )
+    try:
+        return _adapter.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        raise InvalidMessage(f"invalid {kind}: {where}: {first['msg']}") from None

@@ -1,0 +1,99 @@
+"""Fixtures shared by every test: a real RabbitMQ and names isolated per test.
+
+The broker is `AMQP_URL` if set, else the local one on 127.0.0.1:5672, else (only where a
+Docker engine exists) a testcontainers RabbitMQ. Under CI=true a missing broker fails the
+tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+
+from gistsync.broker import ROUTES, Broker, Topology
+
+LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), 2):
+            return True
+    except OSError:
+        return False
+
+
+def need(what: str) -> None:
+    """Skip with the reason outside CI; fail under CI, where nothing may skip."""
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true", pytrace=False)
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    url = os.environ.get("AMQP_URL", LOCAL_BROKER)
+    if reachable(url):
+        yield url
+        return
+    try:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer("rabbitmq:4-management") as container:
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(5672)
+            yield f"amqp://guest:guest@{host}:{port}/"
+    except Exception as exc:  # no Docker engine here either
+        need(f"RabbitMQ at {url} (set AMQP_URL, start rabbitmq-server or Docker): {exc}")
+
+
+@pytest.fixture
+def prefix(amqp_url: str) -> Iterator[str]:
+    """A fresh name prefix; its exchanges and queues are deleted after the test."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    asyncio.run(delete_topology(amqp_url, name))
+
+
+async def delete_topology(amqp_url: str, prefix: str) -> None:
+    top = Topology(prefix)
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in [top.queue(name) for name in ROUTES] + [top.dead_queue]:
+            await channel.queue_delete(queue)
+        for exchange in (top.bus, top.dead_exchange):
+            await channel.exchange_delete(exchange)
+
+
+BrokerFactory = Callable[..., Broker]
+
+
+@pytest.fixture
+async def brokers(amqp_url: str, prefix: str) -> AsyncIterator[BrokerFactory]:
+    """Makes connected-on-demand brokers on the test's prefix and closes them after."""
+    made: list[Broker] = []
+
+    def make(service: str = "test", **kwargs: object) -> Broker:
+        broker = Broker(amqp_url, prefix=prefix, service=service, **kwargs)  # type: ignore[arg-type]
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        await broker.close(grace=2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
