@@ -42,9 +42,7 @@ def test_messages_carry_type_version_and_ids() -> None:
     assert message.message_id != TrackUser(login="octocat").message_id
 
 
-@pytest.mark.parametrize(
-    "login", ["a", "octo-cat", "A1", "x" * 39, "Octocat"]
-)
+@pytest.mark.parametrize("login", ["a", "octo-cat", "A1", "x" * 39, "Octocat"])
 def test_valid_logins(login: str) -> None:
     assert TrackUser(login=login).login == login
 
@@ -68,7 +66,10 @@ def test_logins_compare_case_insensitively() -> None:
         (b"[]", "not a JSON object"),
         (b'{"version": 1}', "unknown message type None"),
         (b'{"type": "command.track_user"}', "unsupported schema version None"),
-        (b'{"type": "command.track_user", "version": 1}', "invalid command.track_user: login: Field required"),
+        (
+            b'{"type": "command.track_user", "version": 1}',
+            "invalid command.track_user: login: Field required",
+        ),
         (
             b'{"type": "command.mark_seen", "version": 1, "login": "a", "gist_ids": []}',
             "invalid command.mark_seen: gist_ids",

@@ -153,7 +153,7 @@ class Broker:
                     self.url, client_properties={"connection_name": self.service}, timeout=10
                 )
                 break
-            except (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("broker not reachable, retrying", extra={"error": str(exc)})
@@ -273,7 +273,7 @@ class Broker:
             result = await exchange.publish(
                 message, routing_key, mandatory=mandatory, timeout=self.publish_timeout
             )
-        except (asyncio.TimeoutError, aiormq.exceptions.AMQPError, RuntimeError) as exc:
+        except (TimeoutError, aiormq.exceptions.AMQPError, RuntimeError) as exc:
             raise PublishError(f"publish of {routing_key} not confirmed: {exc!r}") from exc
         if not isinstance(result, Basic.Ack):
             raise PublishError(f"publish of {routing_key} not confirmed: {result!r}")
@@ -347,8 +347,13 @@ class Broker:
                 delay = retry.delay(attempt)
                 log.warning(
                     "handler failed, will retry",
-                    extra={"queue": queue, "type": message.type, "attempt": attempt,
-                           "retry_in": round(delay, 2), "error": repr(exc)},
+                    extra={
+                        "queue": queue,
+                        "type": message.type,
+                        "attempt": attempt,
+                        "retry_in": round(delay, 2),
+                        "error": repr(exc),
+                    },
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -436,7 +441,7 @@ class Broker:
                 expiration=timeout,
             )
             reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(
                 f"no answer to {getattr(message, 'type', 'request')} within {timeout:g} s"
             ) from None

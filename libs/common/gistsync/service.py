@@ -28,9 +28,7 @@ def run(
     asyncio.run(_serve(name, lifespan))
 
 
-async def _serve(
-    name: str, lifespan: Callable[[], AbstractAsyncContextManager[object]]
-) -> None:
+async def _serve(name: str, lifespan: Callable[[], AbstractAsyncContextManager[object]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,8 @@ class CommonSettings(BaseSettings):
 class GatewaySettings(CommonSettings):
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(8080, ge=1, le=65535)
+    # A poll of every user can take longer than a query.
+    fetch_timeout_seconds: float = Field(30.0, gt=0)
 
 
 class PollerSettings(CommonSettings):

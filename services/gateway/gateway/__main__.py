@@ -1,0 +1,41 @@
+"""`python -m gateway`: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gistsync.broker import Broker
+from gistsync.service import run
+from gistsync.settings import GatewaySettings, load
+
+
+@asynccontextmanager
+async def lifespan(settings: GatewaySettings) -> AsyncIterator[None]:
+    broker = Broker(
+        settings.amqp_url.get_secret_value(),
+        prefix=settings.amqp_prefix,
+        service="gateway",
+        publish_timeout=settings.publish_timeout_seconds,
+    )
+    await broker.connect()
+    runner = web.AppRunner(create_app(settings, broker), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()  # stops accepting, lets requests finish
+        await broker.close()
+
+
+def main() -> None:
+    settings = load(GatewaySettings)
+    run("gateway", settings, lambda: lifespan(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The gateway's HTTP metrics, labelled by route template (never the raw path)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "gistsync_http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "gistsync_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+IN_FLIGHT = Gauge("gistsync_http_requests_in_flight", "HTTP requests being answered.")
+
+
+def route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        route = route_of(request)
+        REQUESTS.labels(route, request.method, str(status)).inc()
+        LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
