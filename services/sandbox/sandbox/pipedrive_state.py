@@ -1,0 +1,280 @@
+"""In-memory Pipedrive company: organizations, persons, deals, activities, and the token's
+rate-limit windows and daily budget."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from sandbox import pipedrive_errors
+from sandbox.config import PipedriveConfig
+from sandbox.faults import Fault
+from sandbox.pipedrive_errors import BadRequest, NotFound
+from sandbox.pipedrive_schema import (
+    ACTIVITY_BODY,
+    ACTIVITY_KEYS,
+    ACTIVITY_NULLABLE,
+    DEAL_BODY,
+    DEAL_KEYS,
+    DEAL_NULLABLE,
+    ORGANIZATION_BODY,
+    ORGANIZATION_KEYS,
+    ORGANIZATION_NULLABLE,
+    PERSON_BODY,
+    PERSON_KEYS,
+    PERSON_NULLABLE,
+)
+from sandbox.pipedrive_validation import check_body, check_date, check_time
+from sandbox.ratelimit import RollingWindow
+from sandbox.simulator import SimulatorState
+from sandbox.timeutil import Clock, parse_iso8601, rfc3339, utcnow
+
+Record = dict[str, Any]
+API_USER_ID = 1  # the user the API token belongs to: default owner and creator
+DEFAULT_VISIBILITY = 3  # "owner & followers"
+DEAL_STATUSES = ("open", "won", "lost")
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    name: str
+    keys: tuple[str, ...]
+    nullable: frozenset[str]
+
+
+ORGANIZATION = EntityKind("organization", ORGANIZATION_KEYS, ORGANIZATION_NULLABLE)
+PERSON = EntityKind("person", PERSON_KEYS, PERSON_NULLABLE)
+DEAL = EntityKind("deal", DEAL_KEYS, DEAL_NULLABLE)
+ACTIVITY = EntityKind("activity", ACTIVITY_KEYS, ACTIVITY_NULLABLE)
+
+
+def render(kind: EntityKind, record: Record) -> Record:
+    """Spec order; unset values are null only where the spec allows null, else left out."""
+    return {
+        key: copy.deepcopy(record[key])
+        for key in kind.keys
+        if record[key] is not None or key in kind.nullable
+    }
+
+
+class PipedriveState(SimulatorState[PipedriveConfig]):
+    def __init__(self, config: PipedriveConfig | None = None, *, clock: Clock = utcnow) -> None:
+        super().__init__(config or PipedriveConfig())
+        self.clock = clock
+        self.organizations: dict[int, Record] = {}
+        self.persons: dict[int, Record] = {}
+        self.deals: dict[int, Record] = {}
+        self.activities: dict[int, Record] = {}
+        self._next_id: dict[str, int] = {}
+        self.burst = RollingWindow()
+        self.search_burst = RollingWindow()
+        self.budget_day: date | None = None
+        self.budget_spent = 0
+
+    # -- daily budget ------------------------------------------------------------------------
+
+    def budget_left(self) -> int:
+        today = self.clock().date()  # UTC: Pipedrive resets at midnight
+        if self.budget_day != today:
+            self.budget_day, self.budget_spent = today, 0
+        return max(0, self.config.limits.daily_budget - self.budget_spent)
+
+    # -- create / read / update ----------------------------------------------------------------
+
+    def _store(self, kind: EntityKind) -> dict[int, Record]:
+        stores = {
+            "organization": self.organizations,
+            "person": self.persons,
+            "deal": self.deals,
+            "activity": self.activities,
+        }
+        return stores[kind.name]
+
+    def get(self, kind: EntityKind, entity_id: int) -> Record:
+        record = self._store(kind).get(entity_id)
+        if record is None:
+            raise NotFound()
+        return render(kind, record)
+
+    def _new(self, kind: EntityKind, body: Mapping[str, Any], defaults: Record) -> Record:
+        now = rfc3339(self.clock())
+        record: Record = dict.fromkeys(kind.keys)
+        record.update(defaults)
+        record.update({k: copy.deepcopy(v) for k, v in body.items() if k in record})
+        entity_id = self._next_id.get(kind.name, 0) + 1
+        self._next_id[kind.name] = entity_id
+        record["id"] = entity_id
+        record["add_time"] = _timestamp(body, "add_time") or now
+        record["update_time"] = now
+        self._store(kind)[entity_id] = record
+        return record
+
+    def _require(self, kind: EntityKind, field: str, entity_id: Any) -> None:
+        if entity_id is not None and entity_id not in self._store(kind):
+            raise BadRequest(f"Field '{field}': {kind.name} {entity_id} does not exist")
+
+    def create_organization(self, raw: Any) -> Record:
+        body = check_body(raw, ORGANIZATION_BODY, required=("name",))
+        defaults = {
+            "owner_id": API_USER_ID,
+            "is_deleted": False,
+            "visible_to": DEFAULT_VISIBILITY,
+            "label_ids": [],
+            "custom_fields": {},
+        }
+        return render(ORGANIZATION, self._new(ORGANIZATION, body, defaults))
+
+    def create_person(self, raw: Any) -> Record:
+        # The spec does not mark `name` required; Pipedrive refuses a person without one.
+        body = check_body(raw, PERSON_BODY, required=("name",))
+        self._require(ORGANIZATION, "org_id", body.get("org_id"))
+        first, _, last = body["name"].strip().partition(" ")
+        defaults = {
+            "owner_id": API_USER_ID,
+            "first_name": first,
+            "last_name": last.strip() or None,
+            "emails": [],
+            "phones": [],
+            "is_deleted": False,
+            "visible_to": DEFAULT_VISIBILITY,
+            "label_ids": [],
+            "custom_fields": {},
+        }
+        return render(PERSON, self._new(PERSON, body, defaults))
+
+    def create_deal(self, raw: Any) -> Record:
+        body = check_body(raw, DEAL_BODY, required=("title",))
+        self._require(PERSON, "person_id", body.get("person_id"))
+        self._require(ORGANIZATION, "org_id", body.get("org_id"))
+        status = body.get("status", "open")
+        if status not in DEAL_STATUSES:
+            raise BadRequest(f"Field 'status' must be one of: {', '.join(DEAL_STATUSES)}")
+        check_date(body, "expected_close_date")
+        now = rfc3339(self.clock())
+        closed = status in ("won", "lost")
+        defaults = {
+            "owner_id": API_USER_ID,
+            "pipeline_id": 1,
+            "stage_id": 1,
+            "value": 0,
+            "currency": "USD",
+            "is_deleted": False,
+            "is_archived": False,
+            "status": status,
+            "visible_to": DEFAULT_VISIBILITY,
+            "label_ids": [],
+            "origin": "API",
+            "custom_fields": {},
+            "close_time": now if closed else None,
+            "won_time": now if status == "won" else None,
+            "lost_time": now if status == "lost" else None,
+        }
+        return render(DEAL, self._new(DEAL, body, defaults))
+
+    def create_activity(self, raw: Any) -> Record:
+        # Neither does the spec mark `subject` required; requiring it catches client bugs.
+        body = self._activity_body(raw, required=("subject",))
+        now = rfc3339(self.clock())
+        done = body.get("done", False)
+        defaults = {
+            "type": "call",  # Pipedrive's default activity type
+            "owner_id": API_USER_ID,
+            "creator_user_id": API_USER_ID,
+            "is_deleted": False,
+            "busy": False,
+            "done": done,
+            "marked_as_done_time": now if done else None,
+            "participants": [],
+            "attendees": [],
+        }
+        record = self._new(ACTIVITY, body, defaults)
+        record["person_id"] = _primary_person(record["participants"])
+        return render(ACTIVITY, record)
+
+    def update_activity(self, entity_id: int, raw: Any) -> Record:
+        record = self.activities.get(entity_id)
+        if record is None:
+            raise NotFound()
+        body = self._activity_body(raw, required=())
+        if "subject" in body and not body["subject"].strip():
+            raise BadRequest("Field 'subject' must not be empty")
+        now = rfc3339(self.clock())
+        if "done" in body and body["done"] != record["done"]:
+            record["marked_as_done_time"] = now if body["done"] else None
+        record.update(copy.deepcopy(body))
+        record["person_id"] = _primary_person(record["participants"])
+        record["update_time"] = now
+        return render(ACTIVITY, record)
+
+    def _activity_body(self, raw: Any, required: tuple[str, ...]) -> Record:
+        body = check_body(raw, ACTIVITY_BODY, required=required)
+        # person_id is read-only in v2 (API-NOTES): the primary participant decides it.
+        body.pop("person_id", None)
+        self._require(DEAL, "deal_id", body.get("deal_id"))
+        self._require(ORGANIZATION, "org_id", body.get("org_id"))
+        for index, participant in enumerate(body.get("participants", [])):
+            if "person_id" not in participant:
+                raise BadRequest(f"Field 'participants[{index}].person_id' is required")
+            self._require(PERSON, f"participants[{index}].person_id", participant["person_id"])
+        check_date(body, "due_date")
+        check_time(body, "due_time")
+        return body
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    def select(self, kind: EntityKind, **equal: Any) -> list[Record]:
+        """Stored records whose fields equal every non-None filter, by ascending id (ids only
+        grow and dicts keep insertion order, so no sort is needed)."""
+        wanted = {k: v for k, v in equal.items() if v is not None}
+        return [
+            record
+            for record in self._store(kind).values()
+            if all(record.get(k) == v for k, v in wanted.items())
+        ]
+
+    def snapshot(self) -> dict[str, list[Record]]:
+        def rendered(kind: EntityKind) -> list[Record]:
+            return [render(kind, record) for record in self.select(kind)]
+
+        return {
+            "organizations": rendered(ORGANIZATION),
+            "persons": rendered(PERSON),
+            "deals": rendered(DEAL),
+            "activities": rendered(ACTIVITY),
+        }
+
+    # -- SimulatorState -----------------------------------------------------------------------
+
+    def reset_data(self) -> None:
+        for store in (self.organizations, self.persons, self.deals, self.activities):
+            store.clear()
+        self._next_id.clear()
+        self.burst.clear()
+        self.search_burst.clear()
+        self.budget_day, self.budget_spent = None, 0
+
+    def fault_response(self, fault: Fault) -> web.Response:
+        return pipedrive_errors.fault_response(fault, self.config.faults.error_status)
+
+
+def _timestamp(body: Mapping[str, Any], name: str) -> str | None:
+    raw = body.get(name)
+    if raw is None:
+        return None
+    moment = parse_iso8601(raw)
+    if moment is None:
+        raise BadRequest(f"Field '{name}' must be an RFC 3339 date-time")
+    return rfc3339(moment)
+
+
+def _primary_person(participants: list[Record]) -> int | None:
+    """The primary participant's person; the first one when none is flagged primary."""
+    for participant in participants:
+        if participant.get("primary"):
+            return int(participant["person_id"])
+    return int(participants[0]["person_id"]) if participants else None
