@@ -9,8 +9,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from gistsync.broker import Broker, Retry
+from gistsync.broker import ROUTES, Broker, Retry
 from gistsync.contracts import (
+    MESSAGE_TYPES,
     AnyMessage,
     Message,
     PollNow,
@@ -229,3 +230,9 @@ async def test_close_waits_for_in_flight_work(brokers: BrokerFactory) -> None:
     await broker.close(grace=5)
     assert finished == [message.message_id]
     assert not broker.ready
+
+
+def test_every_command_event_and_query_has_exactly_one_queue() -> None:
+    routed = [kind for kinds in ROUTES.values() for kind in kinds]
+    sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")}
+    assert sorted(routed) == sorted(sendable)

@@ -50,9 +50,14 @@ log = logging.getLogger(__name__)
 
 # Queue name (after the prefix) → the message types routed to it.
 ROUTES: dict[str, tuple[str, ...]] = {
-    "pipedrive_writer": ("command.track_user", "command.mark_seen", "event.gist_discovered"),
-    "pipedrive_writer.queries": ("query.tracked_users", "query.unseen_gists"),
-    "github_poller": ("event.user_tracked",),
+    "pipedrive_writer": (
+        "command.track_user",
+        "command.untrack_user",
+        "command.mark_seen",
+        "event.gist_discovered",
+    ),
+    "pipedrive_writer.queries": ("query.tracked_users", "query.unseen_gists", "query.gists"),
+    "github_poller": ("event.user_tracked", "event.user_untracked"),
     "github_poller.queries": ("query.user_exists", "command.poll_now"),
 }
 # A message requeued this often (by crashes, not by us) is dead-lettered by the broker.

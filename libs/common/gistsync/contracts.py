@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -88,6 +88,15 @@ class TrackedUser(Model):
     unseen: int = Field(ge=0)
 
 
+class GistView(Model):
+    id: GistId
+    title: str
+    seen: bool
+    html_url: str | None = None
+    files: tuple[GistFile, ...] = ()
+    created_at: datetime | None = None
+
+
 class UnseenGist(Model):
     id: GistId
     title: str
@@ -112,6 +121,13 @@ class MarkGistsSeen(Message):
     gist_ids: tuple[GistId, ...] = Field(min_length=1)
 
 
+class UntrackUser(Message):
+    """Stop tracking a user. Their Pipedrive records stay; the deal is marked lost."""
+
+    type: Literal["command.untrack_user"] = "command.untrack_user"
+    login: Login
+
+
 class PollNow(Message):
     """Poll every tracked user now; answered with a `PollReport` when sent as a request."""
 
@@ -123,6 +139,11 @@ class PollNow(Message):
 
 class UserTracked(Message):
     type: Literal["event.user_tracked"] = "event.user_tracked"
+    login: Login
+
+
+class UserUntracked(Message):
+    type: Literal["event.user_untracked"] = "event.user_untracked"
     login: Login
 
 
@@ -150,6 +171,14 @@ class UnseenGistsQuery(Message):
     login: Login
 
 
+class GistsQuery(Message):
+    """A tracked user's gists: only the unseen ones, or all of them."""
+
+    type: Literal["query.gists"] = "query.gists"
+    login: Login
+    include_seen: bool = False
+
+
 class UserExistsReply(Message):
     type: Literal["reply.user_exists"] = "reply.user_exists"
     exists: bool
@@ -168,6 +197,13 @@ class UnseenGistsReply(Message):
     gists: tuple[UnseenGist, ...] = ()
 
 
+class GistsReply(Message):
+    type: Literal["reply.gists"] = "reply.gists"
+    tracked: bool
+    login: Login | None = None
+    gists: tuple[GistView, ...] = ()
+
+
 class PollReport(Message):
     type: Literal["reply.poll_report"] = "reply.poll_report"
     users: int = Field(ge=0)
@@ -184,37 +220,27 @@ class ErrorReply(Message):
 
 AnyMessage = Annotated[
     TrackUser
+    | UntrackUser
     | MarkGistsSeen
     | PollNow
     | UserTracked
+    | UserUntracked
     | GistDiscovered
     | UserExistsQuery
     | TrackedUsersQuery
     | UnseenGistsQuery
+    | GistsQuery
     | UserExistsReply
     | TrackedUsersReply
     | UnseenGistsReply
+    | GistsReply
     | PollReport
     | ErrorReply,
     Field(discriminator="type"),
 ]
+# The union's members, read back from it, so a new message is listed in one place only.
 MESSAGE_TYPES: frozenset[str] = frozenset(
-    model.model_fields["type"].default
-    for model in (
-        TrackUser,
-        MarkGistsSeen,
-        PollNow,
-        UserTracked,
-        GistDiscovered,
-        UserExistsQuery,
-        TrackedUsersQuery,
-        UnseenGistsQuery,
-        UserExistsReply,
-        TrackedUsersReply,
-        UnseenGistsReply,
-        PollReport,
-        ErrorReply,
-    )
+    model.model_fields["type"].default for model in get_args(get_args(AnyMessage)[0])
 )
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
 
