@@ -1,0 +1,347 @@
+"""What each message does to Pipedrive, and the cache that lets queries cost nothing.
+
+One user's messages run one at a time (a lock per login key), so two deliveries of one gist
+can never both find it missing and both create it. Every create is preceded by a look
+(the cache, filled from Pipedrive at start, or a search), because Pipedrive has no
+idempotency keys; after a create whose outcome is unknown the user is re-read first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from gistsync.contracts import (
+    AnyMessage,
+    GistDiscovered,
+    MarkGistsSeen,
+    Message,
+    TrackedUsersQuery,
+    TrackedUsersReply,
+    TrackUser,
+    UnseenGistsQuery,
+    UnseenGistsReply,
+    UserTracked,
+    login_key,
+    utcnow,
+)
+from gistsync.errors import PermanentError, TransientError
+from pipedrive_writer import metrics
+from pipedrive_writer.notes import activity_body
+from pipedrive_writer.pipedrive import PipedriveClient, PipedriveNotFound, PipedriveOutcomeUnknown
+from pipedrive_writer.state import (
+    Cache,
+    CachedGist,
+    Record,
+    UserRecord,
+    as_utc,
+    deal_login,
+    deal_title,
+    gists_from_activities,
+    group_deals,
+    pick,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, message: Message) -> None: ...
+
+
+class UserNotTracked(TransientError):
+    """An event for a user whose deal does not exist yet (it raced ahead of track_user)."""
+
+
+def _linked_id(record: Record, field: str, nested: str) -> int | None:
+    """`person_id` in lists, `person.id` in search results."""
+    value = record.get(field)
+    if value is None:
+        value = (record.get(nested) or {}).get("id")
+    return int(value) if value is not None else None
+
+
+class Writer:
+    def __init__(self, client: PipedriveClient, publisher: Publisher, *, org_name: str) -> None:
+        self.client = client
+        self.publisher = publisher
+        self.org_name = org_name
+        self.cache = Cache()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._org_lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
+        self._reported: set[tuple[str, int]] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self.cache.loaded
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    async def handle(self, message: AnyMessage) -> Message | None:
+        match message:
+            case TrackUser():
+                await self.track_user(message)
+            case GistDiscovered():
+                await self.gist_discovered(message)
+            case MarkGistsSeen():
+                await self.mark_seen(message)
+            case TrackedUsersQuery():
+                return self.tracked_users(message)
+            case UnseenGistsQuery():
+                return self.unseen_gists(message)
+            case _:
+                raise PermanentError(f"pipedrive_writer does not handle {message.type}")
+        return None
+
+    # --- loading the cache -------------------------------------------------------------
+
+    async def load(self, kind: str = "start") -> None:
+        """Read the org, its deals and their activities: once at start, then on refresh.
+
+        Costs one search, the deal pages, and each user's activity pages: it grows with
+        pages, never with gists.
+        """
+        async with self._load_lock:
+            started = time.monotonic()
+            org_id = await self._load_org()
+            grouped = group_deals(await self.client.list_deals(org_id)) if org_id else {}
+            for key, (deal, ignored) in grouped.items():
+                self._report("deal", ignored)
+                async with self._lock(key):
+                    await self._load_user(deal)
+            for key, user in list(self.cache.users.items()):
+                # A user made after this read began is newer than the listing, not gone.
+                if key not in grouped and user.synced_at < started:
+                    log.warning("deal gone from Pipedrive", extra={"login": user.login})
+                    del self.cache.users[key]
+            self.cache.loaded = True
+            metrics.CACHE_LOADS.labels(kind).inc()
+            self._update_gauges()
+            log.info(
+                "cache loaded",
+                extra={"kind": kind, "users": len(self.cache.users), "org_id": org_id},
+            )
+
+    async def _load_org(self) -> int | None:
+        async with self._org_lock:
+            found = await self._find_org()
+            # Not found on a refresh: keep what we had rather than ever making a second.
+            if found is not None:
+                self.cache.org_id = found
+            return self.cache.org_id
+
+    async def _find_org(self) -> int | None:
+        winner, ignored = pick(
+            await self.client.search_organizations(self.org_name), "name", self.org_name
+        )
+        self._report("organization", ignored)
+        return int(winner["id"]) if winner else None
+
+    async def _load_user(self, deal: Record) -> UserRecord:
+        """The user a deal stands for, with its activities read from Pipedrive."""
+        login = deal_login(deal.get("title"))
+        assert login is not None
+        user = UserRecord(
+            login=login,
+            deal_id=int(deal["id"]),
+            person_id=_linked_id(deal, "person_id", "person"),
+            org_id=_linked_id(deal, "org_id", "organization") or self.cache.org_id,
+        )
+        await self._reload_gists(user)
+        self.cache.users[user.key] = user
+        return user
+
+    async def _reload_gists(self, user: UserRecord) -> None:
+        gists, ignored = gists_from_activities(await self.client.list_activities(user.deal_id))
+        self._report_gists(ignored)
+        user.gists = gists
+        user.stale = False
+        user.synced_at = time.monotonic()
+        metrics.CACHE_LOADS.labels("user").inc()
+
+    async def refresh_forever(self, interval: float) -> None:
+        """Re-read everything now and then, to notice what people changed by hand."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.load("refresh")
+            except Exception:
+                log.exception("refresh failed; the next one will try again")
+
+    def _report(self, entity: str, ignored: Iterable[Record]) -> None:
+        for record in ignored:
+            self._report_once(entity, int(record["id"]), record)
+
+    def _report_gists(self, ignored: Iterable[CachedGist]) -> None:
+        for gist in ignored:
+            self._report_once("activity", gist.activity_id, {"gist_id": gist.id})
+
+    def _report_once(self, entity: str, record_id: int, about: Any) -> None:
+        if (entity, record_id) in self._reported:
+            return
+        self._reported.add((entity, record_id))
+        metrics.DUPLICATES_IGNORED.labels(entity).inc()
+        log.warning(
+            "duplicate ignored: the lowest id wins",
+            extra={"entity": entity, "ignored_id": record_id, "about": str(about)[:200]},
+        )
+
+    def _update_gauges(self) -> None:
+        metrics.TRACKED_USERS.set(len(self.cache.users))
+        metrics.UNSEEN_GISTS.set(sum(len(u.unseen()) for u in self.cache.users.values()))
+
+    # --- command.track_user --------------------------------------------------------------
+
+    async def track_user(self, message: TrackUser) -> None:
+        key = login_key(message.login)
+        async with self._lock(key):
+            user = self.cache.users.get(key) or await self._add_user(message.login)
+        self._update_gauges()
+        # Also when already tracked: harmless, the poller ignores users it knows.
+        await self.publisher.publish(
+            UserTracked(login=user.login, correlation_id=message.correlation_id)
+        )
+
+    async def _add_user(self, login: str) -> UserRecord:
+        org_id, new_org = await self._ensure_org()
+        if not new_org:
+            deal = await self._find_deal(login, org_id)
+            if deal is not None:
+                return await self._load_user(deal)
+        person_id = await self._ensure_person(login, org_id, look=not new_org)
+        deal = await self.client.add_deal(deal_title(login), person_id, org_id)
+        user = UserRecord(
+            login=login,
+            deal_id=int(deal["id"]),
+            person_id=person_id,
+            org_id=org_id,
+            synced_at=time.monotonic(),
+        )
+        self.cache.users[user.key] = user
+        log.info("user tracked", extra={"login": login, "deal_id": user.deal_id})
+        return user
+
+    async def _ensure_org(self) -> tuple[int, bool]:
+        """The org's id, and whether it was created just now (so nothing is in it yet)."""
+        async with self._org_lock:
+            if self.cache.org_id is not None:
+                return self.cache.org_id, False
+            found = await self._find_org()
+            if found is None:
+                found = int((await self.client.add_organization(self.org_name))["id"])
+                self.cache.org_id = found
+                return found, True
+            self.cache.org_id = found
+            return found, False
+
+    async def _find_deal(self, login: str, org_id: int) -> Record | None:
+        title = deal_title(login)
+        found = [
+            deal
+            for deal in await self.client.search_deals(title, org_id)
+            if _linked_id(deal, "org_id", "organization") in (None, org_id)
+        ]
+        winner, ignored = pick(found, "title", title)
+        self._report("deal", ignored)
+        return winner
+
+    async def _ensure_person(self, login: str, org_id: int, *, look: bool) -> int:
+        if look:
+            found = await self.client.search_persons(login, org_id)
+            winner, ignored = pick(found, "name", login)
+            self._report("person", ignored)
+            if winner is not None:
+                return int(winner["id"])
+        return int((await self.client.add_person(login, org_id))["id"])
+
+    # --- event.gist_discovered -----------------------------------------------------------
+
+    async def gist_discovered(self, message: GistDiscovered) -> None:
+        key = login_key(message.login)
+        gist = message.gist
+        async with self._lock(key):
+            user = self.cache.users.get(key)
+            if user is None:
+                raise UserNotTracked(f"{message.login} is not tracked (yet)")
+            if user.stale:
+                await self._reload_gists(user)
+            if gist.id in user.gists:
+                return
+            body = activity_body(
+                gist, deal_id=user.deal_id, org_id=user.org_id, person_id=user.person_id
+            )
+            try:
+                activity = await self.client.add_activity(body)
+            except PipedriveOutcomeUnknown:
+                user.stale = True
+                raise
+            user.gists[gist.id] = CachedGist(
+                id=gist.id,
+                activity_id=int(activity["id"]),
+                done=False,
+                title=body["subject"],
+                html_url=gist.html_url,
+                files=gist.files,
+                created_at=as_utc(gist.created_at),
+            )
+        metrics.ACTIVITIES_CREATED.inc()
+        delay = (utcnow() - message.discovered_at).total_seconds()
+        metrics.GIST_PROPAGATION.observe(max(0.0, delay))
+        self._update_gauges()
+
+    # --- command.mark_seen ---------------------------------------------------------------
+
+    async def mark_seen(self, message: MarkGistsSeen) -> None:
+        key = login_key(message.login)
+        async with self._lock(key):
+            user = self.cache.users.get(key)
+            if user is None:
+                log.warning("mark_seen for a user not tracked", extra={"login": message.login})
+                return
+            if user.stale:
+                await self._reload_gists(user)
+            for gist_id in dict.fromkeys(message.gist_ids):
+                await self._mark_done(user, gist_id)
+        self._update_gauges()
+
+    async def _mark_done(self, user: UserRecord, gist_id: str, *, again: bool = False) -> None:
+        gist = user.gists.get(gist_id)
+        if gist is None:
+            log.info("mark_seen: unknown gist ignored", extra={"gist_id": gist_id})
+            return
+        if gist.done:
+            return
+        try:
+            await self.client.update_activity(gist.activity_id, {"done": True})
+        except PipedriveNotFound:
+            if again:
+                log.warning("activity gone twice; skipped", extra={"gist_id": gist_id})
+                return
+            # Deleted or replaced by hand: re-read this user's activities and carry on.
+            log.warning("stale activity id; re-reading the user", extra={"login": user.login})
+            await self._reload_gists(user)
+            await self._mark_done(user, gist_id, again=True)
+            return
+        # Only now: had Pipedrive failed, the gist must stay unseen (shown twice, never lost).
+        gist.done = True
+        metrics.ACTIVITIES_DONE.inc()
+
+    # --- queries: answered from the cache, no Pipedrive call -------------------------------
+
+    def tracked_users(self, _: TrackedUsersQuery) -> TrackedUsersReply:
+        return TrackedUsersReply(users=self.cache.tracked_users())
+
+    def unseen_gists(self, query: UnseenGistsQuery) -> UnseenGistsReply:
+        user = self.cache.get(query.login)
+        if user is None:
+            return UnseenGistsReply(tracked=False)
+        return UnseenGistsReply(
+            tracked=True, login=user.login, gists=tuple(g.unseen() for g in user.unseen())
+        )

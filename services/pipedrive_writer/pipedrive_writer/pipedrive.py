@@ -1,0 +1,385 @@
+"""The one Pipedrive client: API v2, token in the `x-api-token` header, never in a URL.
+
+Every request first waits for the client-side burst limiter. Failures are sorted by what a
+caller can do about them:
+
+- 429: wait as told (`Retry-After`, else `x-ratelimit-reset`), pausing every request, retry.
+- 5xx, timeouts, lost connections: retried with jittered exponential backoff, a few times,
+  then `PipedriveUnavailable` (a `TransientError`: the message is retried later).
+  A create (POST) is never resent when Pipedrive may have received it: there are no
+  idempotency keys, so the caller must look before creating again
+  (`PipedriveOutcomeUnknown`).
+- 404: `PipedriveNotFound`, so a caller can refresh what it cached.
+- any other 4xx: `PipedriveRejected` (a `PermanentError`) naming the status and Pipedrive's
+  `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prometheus_client import Gauge
+
+from gistsync.errors import PermanentError, TransientError
+from pipedrive_writer import metrics
+from pipedrive_writer.limiter import Limiter
+
+Record = dict[str, Any]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str  # the spec's operationId
+    method: str
+    path: str
+    cost: int  # the spec's x-token-cost
+    search: bool = False
+
+    @property
+    def idempotent(self) -> bool:
+        # Our PATCHes only set values, so sending one twice changes nothing.
+        return self.method in {"GET", "PATCH"}
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.id: op
+    for op in (
+        Operation("getActivities", "GET", "/activities", 10),
+        Operation("addActivity", "POST", "/activities", 5),
+        Operation("updateActivity", "PATCH", "/activities/{id}", 5),
+        Operation("getDeals", "GET", "/deals", 10),
+        Operation("addDeal", "POST", "/deals", 5),
+        Operation("searchDeals", "GET", "/deals/search", 20, search=True),
+        Operation("addPerson", "POST", "/persons", 5),
+        Operation("searchPersons", "GET", "/persons/search", 20, search=True),
+        Operation("addOrganization", "POST", "/organizations", 5),
+        Operation("searchOrganization", "GET", "/organizations/search", 20, search=True),
+    )
+}
+
+
+class PipedriveUnavailable(TransientError):
+    """Pipedrive did not answer usefully within the attempts allowed; try again later."""
+
+
+class PipedriveOutcomeUnknown(PipedriveUnavailable):
+    """A create may or may not have happened: look before creating again."""
+
+
+class PipedriveRejected(PermanentError):
+    """Pipedrive refused the request; sending it again cannot help."""
+
+    def __init__(self, operation: str, status: int, error: str) -> None:
+        super().__init__(f"Pipedrive answered {status} to {operation}: {error}")
+        self.operation = operation
+        self.status = status
+        self.error = error
+
+
+class PipedriveNotFound(PipedriveRejected):
+    """The record is gone (deleted by hand?): whatever cached its id is stale."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_seconds: float = 0.5
+    max_seconds: float = 8.0
+    # A 429 that asks for more than this (the daily budget is spent) fails at once.
+    max_rate_limit_wait: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Pipedrive's own `error` (and `error_info`), else the reason phrase."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("error"):
+        info = body.get("error_info")
+        return f"{body['error']} ({info})" if info else str(body["error"])
+    return response.reason_phrase or "no details"
+
+
+def _seconds(value: str | None) -> float | None:
+    """A header holding seconds or an HTTP date, as seconds from now."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def rate_limit_wait(response: httpx.Response) -> float | None:
+    """How long a 429 tells us to wait: `Retry-After`, else `x-ratelimit-reset`."""
+    wait = _seconds(response.headers.get("retry-after"))
+    if wait is None:
+        wait = _seconds(response.headers.get("x-ratelimit-reset"))
+    return wait
+
+
+def _never_sent(error: httpx.TransportError) -> bool:
+    # Only these fail before a byte of the request left; anything later is ambiguous.
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _charged(status: int) -> bool:
+    """Whether Pipedrive took the request in (and billed it): not refused at the door by
+    authentication or a limit, not failed on its side."""
+    return status < 500 and status not in (401, 429)
+
+
+def _transport_failed(op: Operation, error: httpx.TransportError) -> str:
+    if not op.idempotent and not _never_sent(error):
+        raise PipedriveOutcomeUnknown(
+            f"{op.id}: no answer from Pipedrive ({type(error).__name__}); it may have been done"
+        ) from None
+    return type(error).__name__
+
+
+def _transport_label(error: httpx.TransportError) -> str:
+    return "timeout" if isinstance(error, httpx.TimeoutException) else "connection_error"
+
+
+def _gauge(value: str | None, gauge: Gauge) -> None:
+    if value is not None:
+        with contextlib.suppress(ValueError):
+            gauge.set(float(value))
+
+
+class PipedriveClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        limiter: Limiter,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        page_limit: int = 500,
+        sleep: Sleep = asyncio.sleep,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.page_limit = page_limit
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            headers={
+                "x-api-token": token,
+                "accept": "application/json",
+                "user-agent": "gistsync-pipedrive-writer",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            event_hooks=dict(event_hooks or {}),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- one operation ---------------------------------------------------------------
+
+    async def call(
+        self,
+        operation: str,
+        *,
+        path: Mapping[str, int] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+    ) -> Record:
+        """Send one operation (retrying as the module docstring says); the JSON envelope."""
+        op = OPERATIONS[operation]
+        url = self.base_url + op.path.format(**(path or {}))
+        last = "no attempt made"
+        for attempt in range(1, self.retry.max_attempts + 1):
+            metrics.LIMITER_WAIT.inc(await self.limiter.acquire(search=op.search))
+            try:
+                response = await self._send(op, url, params, json)
+            except httpx.TransportError as exc:
+                last = _transport_failed(op, exc)
+            else:
+                if response.status_code < 400:
+                    return self._body(op, response)
+                last = self._failed(op, response)
+                if response.status_code == 429:
+                    continue  # the limiter now holds every request back as long as asked
+            if attempt < self.retry.max_attempts:
+                await self._sleep(self.retry.backoff(attempt))
+        raise PipedriveUnavailable(
+            f"{op.id} failed after {self.retry.max_attempts} attempts: {last}"
+        )
+
+    def _failed(self, op: Operation, response: httpx.Response) -> str:
+        """Raise what cannot be retried; else say what went wrong, for the final error."""
+        status = response.status_code
+        if status == 429:
+            self._rate_limited(op, response)
+            return "429 Too Many Requests"
+        if status < 500:
+            kind = PipedriveNotFound if status == 404 else PipedriveRejected
+            raise kind(op.id, status, _error_text(response))
+        if not op.idempotent:
+            raise PipedriveOutcomeUnknown(
+                f"{op.id}: Pipedrive answered {status}; it may have been done"
+            )
+        return f"{status} {_error_text(response)}"
+
+    async def _send(
+        self,
+        op: Operation,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+    ) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = await self._http.request(op.method, url, params=_query(params), json=body)
+        except httpx.TransportError as exc:
+            metrics.PIPEDRIVE_REQUESTS.labels(op.id, _transport_label(exc)).inc()
+            raise
+        finally:
+            metrics.PIPEDRIVE_SECONDS.labels(op.id).observe(time.monotonic() - started)
+        metrics.PIPEDRIVE_REQUESTS.labels(op.id, str(response.status_code)).inc()
+        if _charged(response.status_code):
+            metrics.TOKENS_SPENT.labels(op.id).inc(op.cost)
+        window = metrics.RATE_LIMIT_REMAINING.labels("search" if op.search else "general")
+        _gauge(response.headers.get("x-ratelimit-remaining"), window)
+        _gauge(response.headers.get("x-daily-requests-left"), metrics.DAILY_REQUESTS_LEFT)
+        return response
+
+    def _rate_limited(self, op: Operation, response: httpx.Response) -> None:
+        wait = rate_limit_wait(response)
+        if wait is None:
+            wait = self.retry.backoff(1)
+        if wait > self.retry.max_rate_limit_wait:
+            raise PipedriveUnavailable(
+                f"{op.id}: Pipedrive's rate limit asks for {wait:.0f} s; trying later"
+            )
+        self.limiter.pause(wait)
+
+    def _body(self, op: Operation, response: httpx.Response) -> Record:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # After a write, what happened is unknown; after a read, retrying is harmless.
+            raise PipedriveOutcomeUnknown(f"{op.id}: Pipedrive answered something not JSON")
+        return body
+
+    # --- pagination ------------------------------------------------------------------
+
+    async def pages(self, operation: str, params: Mapping[str, Any]) -> AsyncIterator[list[Record]]:
+        """Every page of a list or search (cursor pagination), as lists of records."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = {**params, "limit": self.page_limit}
+            if cursor:
+                query["cursor"] = cursor
+            body = await self.call(operation, params=query)
+            yield _records(body.get("data"))
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return
+            if cursor in seen:  # a cursor that loops would page forever
+                raise PipedriveUnavailable(f"{operation}: Pipedrive repeated a page cursor")
+            seen.add(cursor)
+
+    async def collect(self, operation: str, params: Mapping[str, Any]) -> list[Record]:
+        found: list[Record] = []
+        async for page in self.pages(operation, params):
+            found.extend(page)
+        return found
+
+    # --- the operations the writer uses ------------------------------------------------
+
+    async def search_organizations(self, name: str) -> list[Record]:
+        return await self.collect(
+            "searchOrganization", {"term": name, "fields": "name", "exact_match": True}
+        )
+
+    async def search_persons(self, name: str, org_id: int) -> list[Record]:
+        return await self.collect(
+            "searchPersons",
+            {"term": name, "fields": "name", "exact_match": True, "organization_id": org_id},
+        )
+
+    async def search_deals(self, title: str, org_id: int) -> list[Record]:
+        return await self.collect(
+            "searchDeals",
+            {"term": title, "fields": "title", "exact_match": True, "organization_id": org_id},
+        )
+
+    async def list_deals(self, org_id: int) -> list[Record]:
+        return await self.collect("getDeals", {"org_id": org_id})
+
+    async def list_activities(self, deal_id: int) -> list[Record]:
+        return await self.collect("getActivities", {"deal_id": deal_id})
+
+    async def add_organization(self, name: str) -> Record:
+        return _data(await self.call("addOrganization", json={"name": name}))
+
+    async def add_person(self, name: str, org_id: int) -> Record:
+        return _data(await self.call("addPerson", json={"name": name, "org_id": org_id}))
+
+    async def add_deal(self, title: str, person_id: int | None, org_id: int) -> Record:
+        body: dict[str, Any] = {"title": title, "org_id": org_id}
+        if person_id is not None:
+            body["person_id"] = person_id
+        return _data(await self.call("addDeal", json=body))
+
+    async def add_activity(self, body: Mapping[str, Any]) -> Record:
+        return _data(await self.call("addActivity", json=body))
+
+    async def update_activity(self, activity_id: int, body: Mapping[str, Any]) -> Record:
+        return _data(await self.call("updateActivity", path={"id": activity_id}, json=body))
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, str | int] | None:
+    """Booleans as Pipedrive spells them (`true`), everything else as is."""
+    if params is None:
+        return None
+    return {k: ("true" if v is True else "false" if v is False else v) for k, v in params.items()}
+
+
+def _records(data: Any) -> list[Record]:
+    """A list's `data`, or a search's `data.items[].item`."""
+    if isinstance(data, list):
+        return [item for item in data if isinstance(item, dict)]
+    if isinstance(data, dict):
+        items = data.get("items") or []
+        return [entry["item"] for entry in items if isinstance(entry, dict) and "item" in entry]
+    return []
+
+
+def _data(body: Record) -> Record:
+    data = body.get("data")
+    if not isinstance(data, dict) or "id" not in data:
+        raise PipedriveOutcomeUnknown("Pipedrive answered a write without the record")
+    return data

@@ -1,0 +1,70 @@
+"""Every request the writer sends and every answer it gets, for every operation it uses,
+conforms to the official Pipedrive spec (checked with the sandbox's openapi-core helpers)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gistsync.contracts import MarkGistsSeen, TrackUser
+from pipedrive_writer.__main__ import make_client
+from pipedrive_writer.pipedrive import OPERATIONS, PipedriveUnavailable
+from sandbox.contract import Contract, pipedrive_errata, pipedrive_fallbacks
+from tests.pipedrive_writer.conftest import Harness
+from tests.pipedrive_writer.factories import discovered
+
+SPECS = Path(os.environ.get("GISTSYNC_SPECS_DIR", Path(__file__).parents[3] / "shared" / "specs"))
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    spec = SPECS / "pipedrive-v2.yaml"
+    if not spec.is_file():
+        pytest.fail(f"{spec} is missing (set GISTSYNC_SPECS_DIR)")
+    return Contract.load(spec, "https://api.pipedrive.com", pipedrive_fallbacks, pipedrive_errata)
+
+
+def operation_of(request: httpx.Request) -> str:
+    path = request.url.path.removeprefix("/api/v2")
+    for op in OPERATIONS.values():
+        pattern = re.sub(r"\{[^}]+\}", r"[^/]+", op.path)
+        if op.method == request.method and re.fullmatch(pattern, path):
+            return op.id
+    raise AssertionError(f"{request.method} {path} is no operation of ours")
+
+
+async def test_every_exchange_conforms_to_the_spec(harness: Harness, contract: Contract) -> None:
+    seen: list[httpx.Response] = []
+
+    async def keep(response: httpx.Response) -> None:
+        await response.aread()
+        seen.append(response)
+
+    settings = harness.settings(max_attempts=1)
+    hooks = {"response": [keep]}
+    async with harness.run(settings, make_client(settings, event_hooks=hooks)) as writer:
+        await harness.send(TrackUser(login="ann"))  # the org is made here
+        harness.configure({"faults": {"rate_limit_burst": 1}})  # one 429
+        await harness.send(TrackUser(login="bob"))  # searches in the org
+        await harness.send(*(discovered(n, "ann") for n in (1, 2, 3)))
+        activities = harness.state()["activities"]
+        del harness.pipedrive.activities[activities[0]["id"]]
+        await harness.send(MarkGistsSeen(login="ann", gist_ids=("ann0001", "ann0002")))  # 404
+        del harness.pipedrive.deals[2]
+        await harness.send(discovered(1, "bob"))  # 400: the deal is gone
+        harness.configure({"faults": {"error_rate": 1.0}})
+        with pytest.raises(PipedriveUnavailable):
+            await writer.client.list_activities(1)  # 500s
+        harness.configure({"faults": {"error_rate": 0.0}})
+    async with harness.run(settings, make_client(settings, event_hooks=hooks)):
+        pass  # a restart reads everything back
+
+    checked = [contract.check(response) for response in seen]
+    assert checked.count("operation") > 0
+    assert {operation_of(r.request) for r in seen} == set(OPERATIONS)
+    assert {r.status_code for r in seen} == {200, 400, 404, 429, 500}
+    assert harness.done() == {"ann0002": True, "ann0003": False}

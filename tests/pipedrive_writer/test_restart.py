@@ -1,0 +1,151 @@
+"""A writer starting over existing data: it rebuilds its cache from Pipedrive, reading pages
+(not gists), and creates nothing that is already there."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import REGISTRY
+
+from gistsync.contracts import (
+    MarkGistsSeen,
+    TrackedUser,
+    TrackedUsersQuery,
+    TrackedUsersReply,
+    TrackUser,
+    UnseenGist,
+    UnseenGistsQuery,
+    UnseenGistsReply,
+)
+from tests.pipedrive_writer.conftest import Harness
+from tests.pipedrive_writer.factories import discovered, make_gist, seed_user
+
+LOGINS = ("ann", "bob", "cy")
+
+
+async def test_a_restarted_writer_creates_nothing_and_reads_only_pages(harness: Harness) -> None:
+    events = [discovered(n, login) for login in LOGINS for n in range(1, 5)]
+    async with harness.run():
+        await harness.send(*(TrackUser(login=login) for login in LOGINS))
+        await harness.send(*events)
+        await harness.send(MarkGistsSeen(login="bob", gist_ids=("bob0001", "bob0002")))
+    before = harness.state()
+    assert len(before["activities"]) == 12
+    harness.reset_stats()
+
+    await harness.start()
+    # One search, one page of deals, one page of activities per user: 5, not 12.
+    assert harness.requests() == {
+        "GET /organizations/search": {"200": 1},
+        "GET /deals": {"200": 1},
+        "GET /activities": {"200": 3},
+    }
+    harness.reset_stats()
+    await harness.send(*(TrackUser(login=login.upper()) for login in LOGINS))
+    await harness.send(*events)
+    assert harness.request_total() == 0
+    assert harness.state() == before
+    users = await harness.ask(TrackedUsersQuery())
+    assert isinstance(users, TrackedUsersReply)
+    assert users.users == (
+        TrackedUser(login="ann", unseen=4),
+        TrackedUser(login="bob", unseen=2),
+        TrackedUser(login="cy", unseen=4),
+    )
+
+
+async def test_startup_reads_grow_with_pages_not_with_gists(harness: Harness) -> None:
+    pipedrive = harness.pipedrive
+    org = pipedrive.create_organization({"name": "GITHUB_GISTS"})
+    sizes = {"ann": 1001, "bob": 500, "cy": 2}  # 3 + 1 + 1 pages of 500
+    for login, size in sizes.items():
+        seed_user(pipedrive, org["id"], login, [make_gist(n, login) for n in range(size)])
+
+    await harness.start()
+    assert harness.requests() == {
+        "GET /organizations/search": {"200": 1},
+        "GET /deals": {"200": 1},
+        "GET /activities": {"200": 5},
+    }
+    users = await harness.ask(TrackedUsersQuery())
+    assert isinstance(users, TrackedUsersReply)
+    assert users.users == tuple(TrackedUser(login=k, unseen=v) for k, v in sizes.items())
+
+
+async def test_small_pages_are_all_read(harness: Harness) -> None:
+    pipedrive = harness.pipedrive
+    org = pipedrive.create_organization({"name": "GITHUB_GISTS"})
+    for login in ("ann", "bob", "cy", "dee", "eve"):
+        seed_user(pipedrive, org["id"], login, [make_gist(n, login) for n in range(3)])
+
+    await harness.start(harness.settings(pipedrive_page_limit=2))
+    assert harness.requests() == {
+        "GET /organizations/search": {"200": 1},
+        "GET /deals": {"200": 3},  # 5 deals
+        "GET /activities": {"200": 10},  # 5 users x 2 pages of 3 activities
+    }
+    users = await harness.ask(TrackedUsersQuery())
+    assert isinstance(users, TrackedUsersReply)
+    assert [u.unseen for u in users.users] == [3] * 5
+
+
+async def test_the_predecessors_activities_are_recognised(harness: Harness) -> None:
+    pipedrive = harness.pipedrive
+    org = pipedrive.create_organization({"name": "GITHUB_GISTS"})
+    old = [make_gist(n, "ann") for n in (1, 2)]
+    seed_user(pipedrive, org["id"], "ann", old, predecessor=True, done=frozenset({"ann0001"}))
+    before = harness.state()
+
+    await harness.start()
+    harness.reset_stats()
+    await harness.send(TrackUser(login="ann"), *(discovered(n, "ann") for n in (1, 2)))
+    assert harness.request_total() == 0
+    assert harness.state() == before
+
+    unseen = await harness.ask(UnseenGistsQuery(login="Ann"))
+    assert isinstance(unseen, UnseenGistsReply)
+    assert unseen.gists == (
+        UnseenGist(
+            id="ann0002",
+            title=old[1].description or "",
+            html_url="https://gist.github.com/ann0002",
+            files=(),
+            created_at=None,
+        ),
+    )
+    await harness.send(discovered(3, "ann"))
+    assert harness.requests() == {"POST /activities": {"200": 1}}
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_refresh_timer_notices_changes_made_by_hand(harness: Harness) -> None:
+    pipedrive = harness.pipedrive
+    org = pipedrive.create_organization({"name": "GITHUB_GISTS"})
+    seed_user(pipedrive, org["id"], "ann", [make_gist(n, "ann") for n in (1, 2)])
+    gone = seed_user(pipedrive, org["id"], "bob", [make_gist(1, "bob")])
+    pipedrive.create_deal({"title": "Gists for ANN", "org_id": org["id"]})  # a duplicate
+    duplicates = sample("gistsync_writer_duplicates_ignored_total", entity="deal")
+    await harness.start(harness.settings(refresh_interval_seconds=0.2))
+
+    # By hand: a new user, gist ann0001 marked done, bob's deal deleted.
+    seed_user(pipedrive, org["id"], "cy", [make_gist(1, "cy")])
+    [first] = [a for a in pipedrive.activities.values() if "ann0001" in a["note"]]
+    first["done"] = True
+    del pipedrive.deals[gone]
+
+    async def users() -> tuple[TrackedUser, ...]:
+        reply = await harness.ask(TrackedUsersQuery())
+        assert isinstance(reply, TrackedUsersReply)
+        return reply.users
+
+    expected = (TrackedUser(login="ann", unseen=1), TrackedUser(login="cy", unseen=1))
+    for _ in range(100):
+        if await users() == expected:
+            break
+        await asyncio.sleep(0.05)
+    assert await users() == expected
+    await asyncio.sleep(0.5)  # more refreshes: the duplicate is reported only once
+    assert sample("gistsync_writer_duplicates_ignored_total", entity="deal") == duplicates + 1
