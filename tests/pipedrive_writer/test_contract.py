@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gistsync.contracts import MarkGistsSeen, TrackUser
+from gistsync.contracts import MarkGistsSeen, TrackUser, UntrackUser
 from pipedrive_writer.__main__ import make_client
 from pipedrive_writer.pipedrive import OPERATIONS, PipedriveUnavailable
 from sandbox.contract import Contract, pipedrive_errata, pipedrive_fallbacks
@@ -56,6 +56,7 @@ async def test_every_exchange_conforms_to_the_spec(harness: Harness, contract: C
         await harness.send(MarkGistsSeen(login="ann", gist_ids=("ann0001", "ann0002")))  # 404
         del harness.pipedrive.deals[2]
         await harness.send(discovered(1, "bob"))  # 400: the deal is gone
+        await harness.send(UntrackUser(login="ann"), TrackUser(login="ann"))  # lost, reopened
         harness.configure({"faults": {"error_rate": 1.0}})
         with pytest.raises(PipedriveUnavailable):
             await writer.client.list_activities(1)  # 500s

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from gistsync.contracts import (
+    GistsQuery,
+    GistsReply,
     MarkGistsSeen,
     TrackedUser,
     TrackedUsersQuery,
@@ -14,6 +16,7 @@ from gistsync.contracts import (
     TrackUser,
     UnseenGistsQuery,
     UnseenGistsReply,
+    UntrackUser,
 )
 from pipedrive_writer.notes import format_note, parse_note
 from tests.pipedrive_writer.conftest import Harness
@@ -286,3 +289,73 @@ async def test_mark_seen_with_a_stale_activity_id_refreshes_and_carries_on(
     assert isinstance(unseen, UnseenGistsReply)
     assert [g.id for g in unseen.gists] == ["alice0003"]
     assert await harness.drain(f"{harness.prefix}.dead_letters") == []
+
+
+# --- query.gists and command.untrack_user --------------------------------------------------
+
+
+async def test_gists_query_gives_unseen_or_all_newest_first(harness: Harness) -> None:
+    await harness.start()
+    await harness.send(TrackUser(login="alice"), *(discovered(n) for n in (1, 2, 3)))
+    await harness.send(MarkGistsSeen(login="alice", gist_ids=("alice0002",)))
+    harness.reset_stats()
+    unseen = await harness.ask(GistsQuery(login="ALICE"))
+    everything = await harness.ask(GistsQuery(login="alice", include_seen=True))
+    stranger = await harness.ask(GistsQuery(login="bob", include_seen=True))
+    assert isinstance(unseen, GistsReply)
+    assert isinstance(everything, GistsReply)
+    assert isinstance(stranger, GistsReply)
+    assert (unseen.login, [(g.id, g.seen) for g in unseen.gists]) == (
+        "alice",
+        [("alice0003", False), ("alice0001", False)],
+    )
+    assert [(g.id, g.seen) for g in everything.gists] == [
+        ("alice0003", False),
+        ("alice0002", True),
+        ("alice0001", False),
+    ]
+    assert (stranger.tracked, stranger.gists) == (False, ())
+    assert harness.request_total() == 0
+
+
+async def test_untrack_marks_the_deal_lost_and_tracking_again_reopens_it(
+    harness: Harness,
+) -> None:
+    async with harness.run():
+        await harness.send(TrackUser(login="Alice"), discovered(1, "Alice"))
+        await harness.drain(f"{harness.prefix}.github_poller")
+        harness.reset_stats()
+
+        await harness.send(UntrackUser(login="alice", correlation_id="req-7"))
+        assert harness.requests() == {"PATCH /deals/{id}": {"200": 1}}
+        [deal] = harness.state()["deals"]
+        assert deal["status"] == "lost"
+        assert len(harness.state()["activities"]) == 1  # the records stay
+        [event] = await harness.drain(f"{harness.prefix}.github_poller")
+        body = json.loads(event.body)
+        assert (body["type"], body["login"], body["correlation_id"]) == (
+            "event.user_untracked",
+            "Alice",
+            "req-7",
+        )
+        reply = await harness.ask(TrackedUsersQuery())
+        assert isinstance(reply, TrackedUsersReply)
+        assert reply.users == ()
+        # A late gist of the untracked user is dropped, not retried into dead letters.
+        await harness.send(discovered(2, "Alice"))
+        assert len(harness.state()["activities"]) == 1
+
+    # A restart does not bring the user back: a lost deal is not a tracked user.
+    await harness.start()
+    reply = await harness.ask(TrackedUsersQuery())
+    assert isinstance(reply, TrackedUsersReply)
+    assert reply.users == ()
+
+    await harness.send(TrackUser(login="Alice"))
+    state = harness.state()
+    [deal] = state["deals"]
+    assert deal["status"] == "open"
+    assert len(state["persons"]) == 1
+    unseen = await harness.ask(GistsQuery(login="alice"))
+    assert isinstance(unseen, GistsReply)
+    assert [g.id for g in unseen.gists] == ["alice0001"]

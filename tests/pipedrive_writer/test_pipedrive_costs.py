@@ -41,6 +41,7 @@ def test_the_costs_we_rely_on(spec_operations: dict[str, tuple[str, str, Any]]) 
         "updateActivity": 5,
         "getDeals": 10,
         "addDeal": 5,
+        "updateDeal": 5,
         "searchDeals": 20,
         "addPerson": 5,
         "searchPersons": 20,

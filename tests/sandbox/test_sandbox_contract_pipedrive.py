@@ -52,6 +52,8 @@ OPS = [
        bad={"title": "x", "status": "maybe"}),
     Op("GET", "/deals/1", missing="/deals/999", bad_path="/deals/one",
        bad_request_valid=False),
+    Op("PATCH", "/deals/1", body={"status": "lost"}, bad={"status": "maybe"},
+       missing="/deals/999"),
     Op("GET", "/deals", {"org_id": 1, "person_id": 1, "status": "open", "limit": 1},
        bad={"limit": 501}),
     Op("GET", "/deals/search", {"term": "Gists for", "organization_id": 1, "status": "open"},

@@ -26,6 +26,7 @@ async def test_every_operation_spends_its_x_token_cost(
         ("POST", "/deals", {"title": "d"}),
         ("GET", "/deals", None),
         ("GET", "/deals/1", None),
+        ("PATCH", "/deals/1", {"status": "lost"}),
         ("GET", "/deals/search?term=dd", None),
         ("POST", "/activities", {"subject": "a"}),
         ("GET", "/activities", None),
@@ -38,7 +39,7 @@ async def test_every_operation_spends_its_x_token_cost(
         assert response.status_code == 200, (path, response.text)
         left.append(int(response.headers["x-daily-requests-left"]))
     total = sum(TOKEN_COSTS.values())
-    assert total == 5 * 5 + 1 * 4 + 10 * 2 + 20 * 3  # 109
+    assert total == 5 * 6 + 1 * 4 + 10 * 2 + 20 * 3  # 114
     assert left[-1] == 30_000 - total
     assert left[:3] == [29_995, 29_994, 29_974]
     stats = (await pd_control.get("/stats")).json()

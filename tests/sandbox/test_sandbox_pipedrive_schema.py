@@ -69,6 +69,7 @@ BODIES = [
     ("POST", "/deals", DEAL_BODY, ["title"]),
     ("POST", "/activities", ACTIVITY_BODY, []),
     ("PATCH", "/activities/{id}", ACTIVITY_BODY, []),
+    ("PATCH", "/deals/{id}", DEAL_BODY, []),
 ]
 
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from gistsync.contracts import (
     AnyMessage,
     GistDiscovered,
+    GistsQuery,
+    GistsReply,
     MarkGistsSeen,
     Message,
     TrackedUsersQuery,
@@ -24,7 +26,9 @@ from gistsync.contracts import (
     TrackUser,
     UnseenGistsQuery,
     UnseenGistsReply,
+    UntrackUser,
     UserTracked,
+    UserUntracked,
     login_key,
     utcnow,
 )
@@ -74,6 +78,8 @@ class Writer:
         self._org_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._reported: set[tuple[str, int]] = set()
+        # Users untracked while this process ran: late events for them are dropped, not retried.
+        self._untracked: set[str] = set()
 
     @property
     def ready(self) -> bool:
@@ -88,6 +94,8 @@ class Writer:
         match message:
             case TrackUser():
                 await self.track_user(message)
+            case UntrackUser():
+                await self.untrack_user(message)
             case GistDiscovered():
                 await self.gist_discovered(message)
             case MarkGistsSeen():
@@ -96,6 +104,8 @@ class Writer:
                 return self.tracked_users(message)
             case UnseenGistsQuery():
                 return self.unseen_gists(message)
+            case GistsQuery():
+                return self.gists(message)
             case _:
                 raise PermanentError(f"pipedrive_writer does not handle {message.type}")
         return None
@@ -210,10 +220,13 @@ class Writer:
         )
 
     async def _add_user(self, login: str) -> UserRecord:
+        self._untracked.discard(login_key(login))
         org_id, new_org = await self._ensure_org()
         if not new_org:
             deal = await self._find_deal(login, org_id)
             if deal is not None:
+                if deal.get("status") != "open":  # untracked before: track it again
+                    deal = await self.client.update_deal(int(deal["id"]), {"status": "open"})
                 return await self._load_user(deal)
         person_id = await self._ensure_person(login, org_id, look=not new_org)
         deal = await self.client.add_deal(deal_title(login), person_id, org_id)
@@ -261,6 +274,29 @@ class Writer:
                 return int(winner["id"])
         return int((await self.client.add_person(login, org_id))["id"])
 
+    # --- command.untrack_user ------------------------------------------------------------
+
+    async def untrack_user(self, message: UntrackUser) -> None:
+        """The deal is marked lost (Pipedrive's own word for a closed deal); the person, the
+        deal and the activities stay, so tracking the user again reopens the same deal."""
+        key = login_key(message.login)
+        login = message.login
+        async with self._lock(key):
+            user = self.cache.users.get(key)
+            if user is not None:
+                login = user.login
+                try:
+                    await self.client.update_deal(user.deal_id, {"status": "lost"})
+                except PipedriveNotFound:
+                    log.warning("deal already gone", extra={"login": login})
+                del self.cache.users[key]
+                log.info("user untracked", extra={"login": login, "deal_id": user.deal_id})
+            self._untracked.add(key)
+        self._update_gauges()
+        await self.publisher.publish(
+            UserUntracked(login=login, correlation_id=message.correlation_id)
+        )
+
     # --- event.gist_discovered -----------------------------------------------------------
 
     async def gist_discovered(self, message: GistDiscovered) -> None:
@@ -268,6 +304,9 @@ class Writer:
         gist = message.gist
         async with self._lock(key):
             user = self.cache.users.get(key)
+            if user is None and key in self._untracked:
+                log.info("gist of an untracked user dropped", extra={"login": message.login})
+                return
             if user is None:
                 raise UserNotTracked(f"{message.login} is not tracked (yet)")
             if user.stale:
@@ -337,6 +376,13 @@ class Writer:
 
     def tracked_users(self, _: TrackedUsersQuery) -> TrackedUsersReply:
         return TrackedUsersReply(users=self.cache.tracked_users())
+
+    def gists(self, query: GistsQuery) -> GistsReply:
+        user = self.cache.get(query.login)
+        if user is None:
+            return GistsReply(tracked=False)
+        chosen = user.all() if query.include_seen else user.unseen()
+        return GistsReply(tracked=True, login=user.login, gists=tuple(g.view() for g in chosen))
 
     def unseen_gists(self, query: UnseenGistsQuery) -> UnseenGistsReply:
         user = self.cache.get(query.login)

@@ -59,6 +59,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("updateActivity", "PATCH", "/activities/{id}", 5),
         Operation("getDeals", "GET", "/deals", 10),
         Operation("addDeal", "POST", "/deals", 5),
+        Operation("updateDeal", "PATCH", "/deals/{id}", 5),
         Operation("searchDeals", "GET", "/deals/search", 20, search=True),
         Operation("addPerson", "POST", "/persons", 5),
         Operation("searchPersons", "GET", "/persons/search", 20, search=True),
@@ -337,7 +338,8 @@ class PipedriveClient:
         )
 
     async def list_deals(self, org_id: int) -> list[Record]:
-        return await self.collect("getDeals", {"org_id": org_id})
+        """The org's open deals: a lost one is a user no longer tracked."""
+        return await self.collect("getDeals", {"org_id": org_id, "status": "open"})
 
     async def list_activities(self, deal_id: int) -> list[Record]:
         return await self.collect("getActivities", {"deal_id": deal_id})
@@ -356,6 +358,9 @@ class PipedriveClient:
 
     async def add_activity(self, body: Mapping[str, Any]) -> Record:
         return _data(await self.call("addActivity", json=body))
+
+    async def update_deal(self, deal_id: int, body: Mapping[str, Any]) -> Record:
+        return _data(await self.call("updateDeal", path={"id": deal_id}, json=body))
 
     async def update_activity(self, activity_id: int, body: Mapping[str, Any]) -> Record:
         return _data(await self.call("updateActivity", path={"id": activity_id}, json=body))

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from gistsync.contracts import LOGIN_PATTERN, GistFile, TrackedUser, UnseenGist, login_key
+from gistsync.contracts import (
+    LOGIN_PATTERN,
+    GistFile,
+    GistView,
+    TrackedUser,
+    UnseenGist,
+    login_key,
+)
 from pipedrive_writer.notes import parse_note
 
 Record = Mapping[str, Any]
@@ -75,6 +82,16 @@ class CachedGist:
     html_url: str | None
     files: tuple[GistFile, ...]
     created_at: datetime | None
+
+    def view(self) -> GistView:
+        return GistView(
+            id=self.id,
+            title=self.title,
+            seen=self.done,
+            html_url=self.html_url,
+            files=self.files,
+            created_at=self.created_at,
+        )
 
     def unseen(self) -> UnseenGist:
         return UnseenGist(
@@ -152,13 +169,20 @@ class UserRecord:
         return login_key(self.login)
 
     def unseen(self) -> list[CachedGist]:
-        """Not done, newest first (undated last, then by activity id, newest first)."""
-        pending = [gist for gist in self.gists.values() if not gist.done]
-        return sorted(
-            pending,
-            key=lambda g: (g.created_at is not None, g.created_at or datetime.min, g.activity_id),
-            reverse=True,
-        )
+        """Not done, newest first."""
+        return newest_first(gist for gist in self.gists.values() if not gist.done)
+
+    def all(self) -> list[CachedGist]:
+        return newest_first(self.gists.values())
+
+
+def newest_first(gists: Iterable[CachedGist]) -> list[CachedGist]:
+    """Newest first; undated last, then by activity id, newest first."""
+    return sorted(
+        gists,
+        key=lambda g: (g.created_at is not None, g.created_at or datetime.min, g.activity_id),
+        reverse=True,
+    )
 
 
 @dataclass

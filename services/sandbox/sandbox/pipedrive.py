@@ -203,6 +203,12 @@ async def _update_activity(request: web.Request) -> web.StreamResponse:
     return _ok(_state(request).update_activity(entity_id, body))
 
 
+async def _update_deal(request: web.Request) -> web.StreamResponse:
+    entity_id = _entity_id(request)
+    body = await _json_body(request)
+    return _ok(_state(request).update_deal(entity_id, body))
+
+
 async def _list_deals(request: web.Request) -> web.StreamResponse:
     sim, query = _state(request), request.query
     status = enum_param(query, "status", DEAL_LIST_STATUSES)
@@ -251,6 +257,7 @@ def _add_api_routes(app: web.Application) -> None:
     r.add_post(f"{p}/deals", _creator(PipedriveState.create_deal))
     r.add_get(f"{p}/deals", _list_deals)
     r.add_get(f"{p}/deals/{{id}}", _getter(DEAL))
+    r.add_patch(f"{p}/deals/{{id}}", _update_deal)
     r.add_get(f"{p}/activities", _list_activities)
     r.add_post(f"{p}/activities", _creator(PipedriveState.create_activity))
     r.add_get(f"{p}/activities/{{id}}", _getter(ACTIVITY))

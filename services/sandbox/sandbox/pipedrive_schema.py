@@ -198,6 +198,7 @@ TOKEN_COSTS: Mapping[str, int] = {
     "GET /deals": 10,
     "GET /deals/search": 20,
     "GET /deals/{id}": 1,
+    "PATCH /deals/{id}": 5,
     "POST /activities": 5,
     "GET /activities": 10,
     "GET /activities/{id}": 1,

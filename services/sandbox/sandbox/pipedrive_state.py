@@ -176,6 +176,29 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
         }
         return render(DEAL, self._new(DEAL, body, defaults))
 
+    def update_deal(self, entity_id: int, raw: Any) -> Record:
+        record = self.deals.get(entity_id)
+        if record is None:
+            raise NotFound()
+        body = check_body(raw, DEAL_BODY, required=())
+        if "title" in body and not body["title"].strip():
+            raise BadRequest("Field 'title' must not be empty")
+        self._require(PERSON, "person_id", body.get("person_id"))
+        self._require(ORGANIZATION, "org_id", body.get("org_id"))
+        status = body.get("status", record["status"])
+        if status not in DEAL_STATUSES:
+            raise BadRequest(f"Field 'status' must be one of: {', '.join(DEAL_STATUSES)}")
+        check_date(body, "expected_close_date")
+        now = rfc3339(self.clock())
+        if status != record["status"]:
+            closed = status in ("won", "lost")
+            body["close_time"] = now if closed else None
+            body["won_time"] = now if status == "won" else None
+            body["lost_time"] = now if status == "lost" else None
+        record.update(copy.deepcopy(body))
+        record["update_time"] = now
+        return render(DEAL, record)
+
     def create_activity(self, raw: Any) -> Record:
         # Neither does the spec mark `subject` required; requiring it catches client bugs.
         body = self._activity_body(raw, required=("subject",))
