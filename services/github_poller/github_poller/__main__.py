@@ -1,0 +1,95 @@
+"""`python -m github_poller`: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from gistsync.broker import Broker, Retry
+from gistsync.ops import start_ops_server
+from gistsync.service import run
+from gistsync.settings import load
+from github_poller.github import GitHubClient
+from github_poller.handlers import Handlers
+from github_poller.poller import Poller, load_tracked_users
+from github_poller.schedule import Schedule
+from github_poller.settings import Settings
+
+
+def make_client(settings: Settings) -> GitHubClient:
+    return GitHubClient(
+        str(settings.github_api_url),
+        settings.api_token_github.get_secret_value(),
+        timeout=settings.github_timeout_seconds,
+        max_in_flight=settings.github_max_in_flight,
+        requests_per_second=settings.github_requests_per_second,
+        backoff=settings.github_rate_limit_backoff_seconds,
+        backoff_max=settings.github_rate_limit_backoff_max_seconds,
+    )
+
+
+def make_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        interval=settings.poll_interval_seconds,
+        rate=settings.github_requests_per_second,
+        max_in_flight=settings.github_max_in_flight,
+        failure_backoff_max=settings.poll_failure_backoff_max_seconds,
+    )
+
+
+@asynccontextmanager
+async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
+    broker = Broker(
+        settings.amqp_url.get_secret_value(),
+        prefix=settings.amqp_prefix,
+        service="github_poller",
+        publish_timeout=settings.publish_timeout_seconds,
+        prefetch=settings.prefetch,
+    )
+    client = make_client(settings)
+    poller = Poller(client, broker.publish, make_schedule(settings))
+    ops = await start_ops_server(
+        settings.github_poller_host,
+        settings.github_poller_port,
+        lambda: broker.ready and poller.loaded.is_set(),
+    )
+    try:
+        await broker.connect()
+        handlers = Handlers(poller, client, query_wait=settings.request_timeout_seconds)
+        scheduler = asyncio.create_task(poller.run())
+        loader = asyncio.create_task(
+            load_tracked_users(
+                broker.request,
+                poller,
+                timeout=settings.request_timeout_seconds,
+                retry_base=settings.retry_base_seconds,
+                retry_max=settings.retry_max_seconds,
+            )
+        )
+        retry = Retry(
+            settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
+        )
+        await broker.consume("github_poller", handlers.on_event, retry=retry)
+        await broker.consume("github_poller.queries", handlers.on_query, retry=None)
+        try:
+            yield poller
+        finally:
+            loader.cancel()
+            with suppress(asyncio.CancelledError):
+                await loader
+            await poller.stop(grace=5.0)
+            await scheduler
+    finally:
+        await broker.close()
+        await client.aclose()
+        await ops.cleanup()
+
+
+def main() -> None:
+    settings = load(Settings)
+    run("github_poller", settings, lambda: lifespan(settings))
+
+
+if __name__ == "__main__":
+    main()

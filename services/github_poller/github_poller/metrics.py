@@ -1,0 +1,41 @@
+"""The poller's Prometheus metrics (the broker's are in gistsync.broker)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+POLL_INTERVAL_EFFECTIVE = Gauge(
+    "gistsync_poll_interval_effective_seconds",
+    "How often each user is polled now: the configured interval, stretched when the "
+    "GitHub budget cannot poll every user that often.",
+)
+RATE_LIMIT_REMAINING = Gauge(
+    "gistsync_github_rate_limit_remaining",
+    "x-ratelimit-remaining of GitHub's latest answer (primary limit).",
+)
+RATE_LIMIT_RESET = Gauge(
+    "gistsync_github_rate_limit_reset_timestamp_seconds",
+    "x-ratelimit-reset of GitHub's latest answer (epoch seconds).",
+)
+GITHUB_REQUESTS = Counter(
+    "gistsync_github_requests_total",
+    "Requests sent to GitHub, by answer status (`timeout` or `error` when none came).",
+    ["status"],
+)
+RATE_LIMITED = Counter(
+    "gistsync_github_rate_limited_total",
+    "Answers that said we were rate limited (each one pauses every request).",
+)
+POLLS = Counter(
+    "gistsync_polls_total",
+    "Polls of one user's gists, by outcome (ok, not_modified, failed).",
+    ["outcome"],
+)
+GISTS_DISCOVERED = Counter(
+    "gistsync_gists_discovered_total",
+    "gist.discovered events published (confirmed by the broker).",
+)
+TRACKED_USERS = Gauge("gistsync_tracked_users", "Users this poller polls.")
+
+for _outcome in ("ok", "not_modified", "failed"):
+    POLLS.labels(_outcome)

@@ -1,0 +1,301 @@
+"""The polling loop: the schedule says who is next, the client reads GitHub, new gists are
+published as `gist.discovered`.
+
+What is "new" is remembered in memory only, per user: the ids of the gists already published
+(confirmed by the broker). So:
+
+- After a restart the poller publishes every gist it sees again, once; the writer already
+  has them (it deduplicates by gist id) and creates nothing, so nothing is lost or doubled.
+- A gist edited on GitHub keeps its id: it never produces a second event, whatever its new
+  `updated_at` or description.
+- A gist deleted on GitHub produces nothing: its activity stays in Pipedrive, the record
+  that the gist existed.
+
+A user's ETag (page 1's) is remembered only once every new gist of that read is published, so
+a failed publish means the next poll reads everything again instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gistsync.contracts import (
+    Gist,
+    GistDiscovered,
+    Message,
+    TrackedUsersQuery,
+    TrackedUsersReply,
+    login_key,
+)
+from gistsync.errors import TransientError
+from github_poller import metrics
+from github_poller.github import GitHubClient, GitHubError, RateLimited, UserNotFound
+from github_poller.schedule import Outcome, Schedule
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Message], Awaitable[None]]
+Request = Callable[..., Awaitable[object]]
+PollOutcome = Literal["ok", "not_modified", "failed", "rate_limited"]
+
+
+@dataclass
+class TrackedUser:
+    login: str
+    etag: str | None = None
+    published: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    outcome: PollOutcome
+    new_gists: int = 0
+    conditional: bool = False  # sent with an ETag
+
+
+@dataclass(frozen=True)
+class _Waiter:
+    asked_at: float
+    future: asyncio.Future[PollResult]
+
+
+class Poller:
+    def __init__(
+        self,
+        client: GitHubClient,
+        publish: Publish,
+        schedule: Schedule,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._publish = publish
+        self._schedule = schedule
+        self._clock = clock
+        self._wall = wall
+        self._users: dict[str, TrackedUser] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._polls: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.loaded = asyncio.Event()
+
+    @property
+    def users(self) -> list[str]:
+        return [user.login for user in self._users.values()]
+
+    def track(self, login: str, *, at_once: bool = True) -> bool:
+        """Starts polling `login`: at once, or (`at_once=False`, for the users loaded at
+        start) spread over the interval with the others. A known user changes nothing."""
+        key = login_key(login)
+        if key in self._users:
+            return False
+        self._users[key] = TrackedUser(login)
+        self._schedule.add(key, self._clock(), at_once=at_once)
+        metrics.TRACKED_USERS.set(len(self._users))
+        self._wakeup.set()
+        if at_once:
+            log.info("tracking user", extra={"login": login})
+        return True
+
+    def untrack(self, login: str) -> bool:
+        """Stops polling `login`; a poll in flight finishes, its result is dropped."""
+        key = login_key(login)
+        if self._users.pop(key, None) is None:
+            return False
+        self._schedule.remove(key)
+        for waiter in self._waiters.pop(key, []):
+            if not waiter.future.done():
+                waiter.future.set_result(PollResult("not_modified"))
+        metrics.TRACKED_USERS.set(len(self._users))
+        log.info("untracked user", extra={"login": login})
+        return True
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Starts polls as the schedule allows, until `stop`."""
+        while not self._stopping:
+            try:
+                await self._step()
+            except Exception:
+                # A bug here must not end polling for good: say so, and go on.
+                log.exception("poll loop failed; going on in a second")
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        self._wakeup.clear()
+        now = self._clock()
+        self._schedule.pause_until(self._client.paused_until)
+        key = self._schedule.take(now)
+        if key is not None:
+            self._start(key, now)
+            return
+        metrics.POLL_INTERVAL_EFFECTIVE.set(self._schedule.effective_interval(now))
+        wake = self._schedule.wake_at(now)
+        timeout = None if wake is None else max(wake - now, 0.0)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Starts nothing more and lets the polls in flight finish; after `grace` seconds
+        (a poll can be waiting out a long rate-limit pause) the rest are cancelled."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._polls:
+            _, pending = await asyncio.wait(self._polls, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(TransientError("the poller is stopping"))
+        self._waiters.clear()
+
+    def _start(self, key: str, started: float) -> None:
+        task = asyncio.create_task(self._run_poll(key, started))
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
+
+    async def _run_poll(self, key: str, started: float) -> None:
+        result = PollResult("failed")
+        try:
+            result = await self.poll(key)
+        finally:
+            outcome = {"failed": Outcome.FAILED, "rate_limited": Outcome.RETRY}.get(
+                result.outcome, Outcome.OK
+            )
+            self._schedule.finished(key, self._clock(), outcome)
+            self._wakeup.set()
+        if result.conditional and result.outcome in ("ok", "not_modified"):
+            # Only conditional reads tell how often polls spend primary budget: a user's
+            # first read is a 200 once, whatever happens later.
+            self._note_budget(costly=result.outcome == "ok")
+        if result.outcome != "rate_limited":  # else it is polled again after the pause
+            self._answer_waiters(key, started, result)
+
+    def _note_budget(self, *, costly: bool) -> None:
+        self._schedule.observe(costly)
+        limits = self._client.rate_limit
+        if limits is not None:
+            reset_at = self._clock() + (limits.reset - self._wall())
+            self._schedule.set_primary(limits.remaining, reset_at)
+
+    # --- one poll ------------------------------------------------------------------------
+
+    async def poll(self, key: str) -> PollResult:
+        """One read of one user's gists; never raises: a failure is logged and counted."""
+        user = self._users[key]
+        result = await self._poll(user)
+        metrics.POLLS.labels("failed" if result.outcome == "rate_limited" else result.outcome).inc()
+        return result
+
+    async def _poll(self, user: TrackedUser) -> PollResult:
+        conditional = user.etag is not None
+        known = len(user.published)
+        try:
+            listing = await self._client.list_gists(user.login, user.etag)
+            if listing.not_modified:
+                return PollResult("not_modified", conditional=True)
+            await self._publish_new(user, listing.gists)
+        except RateLimited:
+            return PollResult("rate_limited")  # the client logged it; the user keeps its turn
+        except UserNotFound as exc:
+            log.warning(
+                "poll failed: no such user on GitHub",
+                extra={"login": user.login, "error": str(exc)},
+            )
+            return PollResult("failed", len(user.published) - known)
+        except (GitHubError, TransientError) as exc:
+            log.warning("poll failed", extra={"login": user.login, "error": str(exc)})
+            return PollResult("failed", len(user.published) - known)
+        except Exception:
+            log.exception("poll failed unexpectedly", extra={"login": user.login})
+            return PollResult("failed", len(user.published) - known)
+        user.etag = listing.etag
+        return PollResult("ok", len(user.published) - known, conditional)
+
+    async def _publish_new(self, user: TrackedUser, gists: tuple[Gist, ...]) -> None:
+        """Publishes the gists not published before, oldest first; each one is remembered
+        once the broker confirmed it."""
+        fresh = {gist.id: gist for gist in gists if gist.id not in user.published}
+        for gist in sorted(fresh.values(), key=lambda gist: gist.created_at):
+            await self._publish(GistDiscovered(login=user.login, gist=gist))
+            user.published.add(gist.id)
+            metrics.GISTS_DISCOVERED.inc()
+        if fresh:
+            log.info("gists discovered", extra={"login": user.login, "count": len(fresh)})
+
+    # --- poll now ------------------------------------------------------------------------
+
+    async def poll_now(self) -> tuple[int, int]:
+        """Polls every tracked user once more, as fast as the budget allows, and returns
+        (users polled, new gists). A poll already running for a user is waited for, then
+        that user is polled again, so everything on GitHub before the call is seen."""
+        if not self.loaded.is_set():
+            raise TransientError("the tracked users are not loaded yet")
+        asked_at = self._clock()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[PollResult]] = []
+        for key in self._users:
+            future: asyncio.Future[PollResult] = loop.create_future()
+            self._waiters.setdefault(key, []).append(_Waiter(asked_at, future))
+            self._schedule.expedite(key, asked_at)
+            futures.append(future)
+        self._wakeup.set()
+        results = await asyncio.gather(*futures)
+        return len(results), sum(result.new_gists for result in results)
+
+    def _answer_waiters(self, key: str, started: float, result: PollResult) -> None:
+        waiting = self._waiters.pop(key, [])
+        later = []
+        for waiter in waiting:
+            if waiter.future.done():
+                continue
+            if started >= waiter.asked_at:
+                waiter.future.set_result(result)
+            else:
+                later.append(waiter)
+        if later:
+            self._waiters[key] = later
+
+
+async def load_tracked_users(
+    request: Request,
+    poller: Poller,
+    *,
+    timeout: float,
+    retry_base: float,
+    retry_max: float,
+) -> int:
+    """Asks the writer for the tracked users until it answers (it may start after us), then
+    tracks them all. Returns how many it answered."""
+    delay = retry_base
+    attempt = 1
+    while True:
+        try:
+            reply = await request(TrackedUsersQuery(), timeout=timeout)
+            if not isinstance(reply, TrackedUsersReply):
+                raise TypeError(f"expected reply.tracked_users, got {type(reply).__name__}")
+        except Exception as exc:
+            log.warning(
+                "tracked users not loaded, retrying",
+                extra={"attempt": attempt, "retry_in": round(delay, 2), "error": str(exc)},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max)
+            attempt += 1
+            continue
+        for user in reply.users:
+            poller.track(user.login, at_once=False)
+        poller.loaded.set()
+        log.info("tracked users loaded", extra={"users": len(reply.users)})
+        return len(reply.users)

@@ -1,0 +1,155 @@
+"""The service's messages over a real RabbitMQ: the queries a gateway asks, the events the
+writer sends, with the whole service running in-process against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+
+from gistsync.contracts import (
+    GistDiscovered,
+    PollNow,
+    PollReport,
+    UserExistsQuery,
+    UserExistsReply,
+    UserTracked,
+    UserUntracked,
+)
+from gistsync.errors import RemoteError
+from github_poller.__main__ import lifespan
+from tests.github_poller.conftest import World, eventually, status
+
+
+async def test_user_exists_answers_with_githubs_spelling(world: World) -> None:
+    world.sandbox.github.add_user("OctoCat")
+    await world.start_writer()
+    settings = world.settings()
+    async with lifespan(settings):
+        gateway = await world.gateway()
+        found = await gateway.request(UserExistsQuery(login="octocat"), timeout=5)
+        assert found == UserExistsReply(
+            exists=True,
+            login="OctoCat",
+            message_id=found.message_id,
+            correlation_id=found.correlation_id,
+            sent_at=found.sent_at,
+        )
+        missing = await gateway.request(UserExistsQuery(login="nobody"), timeout=5)
+        assert isinstance(missing, UserExistsReply)
+        assert (missing.exists, missing.login) == (False, None)
+
+
+async def test_user_exists_fails_with_an_error_reply_when_github_does(world: World) -> None:
+    await world.start_writer()
+    world.sandbox.github.patch_config({"faults": {"error_rate": 1.0}})
+    async with lifespan(world.settings()):
+        gateway = await world.gateway()
+        with pytest.raises(RemoteError) as caught:
+            await gateway.request(UserExistsQuery(login="octocat"), timeout=5)
+    assert caught.value.code == "failed"
+    assert caught.value.detail == "GitHub answered 500 for user octocat: Server Error"
+
+
+async def test_poll_now_polls_every_tracked_user_and_reports(world: World) -> None:
+    world.sandbox.github.add_gists_bulk("alice", 2)
+    world.sandbox.github.add_gists_bulk("Bob", 1)
+    world.writer.users = ["alice", "Bob"]
+    await world.start_writer()
+    async with lifespan(world.settings()):
+        gateway = await world.gateway()
+        # Loaded users are spread over the (here hour-long) interval: alice is polled at
+        # once, Bob would be in half an hour.
+        await eventually(lambda: len(world.writer.events) == 2)
+        first = await gateway.request(PollNow(correlation_id="fetch-1"), timeout=5)
+        assert isinstance(first, PollReport)
+        assert (first.users, first.new_gists, first.correlation_id) == (2, 1, "fetch-1")
+        again = await gateway.request(PollNow(), timeout=5)
+        assert isinstance(again, PollReport)
+        assert (again.users, again.new_gists) == (2, 0)
+        await eventually(lambda: len(world.writer.events) == 3)
+        await asyncio.sleep(0.2)
+    assert sorted(e.login for e in world.writer.events) == ["Bob", "alice", "alice"]
+    assert world.sandbox.github.stats.snapshot(with_tokens=False)["requests"] == {
+        "GET /users/{username}/gists": {"200": 2, "304": 3}
+    }
+
+
+async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(
+    world: World,
+) -> None:
+    world.sandbox.github.add_gists_bulk("newbie", 2)
+    await world.start_writer()
+    settings = world.settings()
+    ops = f"http://127.0.0.1:{settings.github_poller_port}"
+    async with lifespan(settings):
+        gateway = await world.gateway()
+        await eventually(lambda: world.writer.queries == 1)
+        await gateway.publish(UserTracked(login="newbie"))
+        await eventually(lambda: len(world.writer.events) == 2, timeout=3)
+        await gateway.publish(UserTracked(login="NEWBIE"))  # the same user
+        await asyncio.sleep(0.3)
+        assert len(world.writer.events) == 2
+        assert world.sandbox.github.stats.total == 1
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{ops}/metrics")).text
+    assert "gistsync_tracked_users 1.0" in metrics
+    assert all(isinstance(e, GistDiscovered) and e.login == "newbie" for e in world.writer.events)
+
+
+async def test_an_untracked_user_is_no_longer_polled(world: World) -> None:
+    world.sandbox.github.add_gists_bulk("leaver", 1)
+    world.sandbox.github.add_gists_bulk("stayer", 1)
+    await world.start_writer()
+    settings = world.settings(poll_interval_seconds=0.2)
+    async with lifespan(settings):
+        gateway = await world.gateway()
+        await eventually(lambda: world.writer.queries == 1)
+        await gateway.publish(UserTracked(login="leaver"))
+        await gateway.publish(UserTracked(login="stayer"))
+        await eventually(lambda: len(world.writer.events) == 2, timeout=3)
+        await gateway.publish(UserUntracked(login="LEAVER"))
+        await asyncio.sleep(0.3)  # the event is handled, a poll in flight finishes
+        world.sandbox.github.add_gists_bulk("leaver", 1)
+        world.sandbox.github.add_gists_bulk("stayer", 1)
+        await eventually(lambda: len(world.writer.events) == 3, timeout=3)
+        report = await gateway.request(PollNow(), timeout=5)
+        await asyncio.sleep(0.5)  # several intervals: the leaver's new gist stays unseen
+    assert isinstance(report, PollReport)
+    assert report.users == 1
+    assert [e.login for e in world.writer.events] == ["leaver", "stayer", "stayer"]
+
+
+async def test_tracked_users_load_retries_until_the_writer_answers(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="github_poller")
+    world.sandbox.github.add_gists_bulk("alice", 1)
+    world.writer.users = ["alice"]
+    settings = world.settings(request_timeout_seconds=0.3, poll_interval_seconds=0.5)
+    ops = f"http://127.0.0.1:{settings.github_poller_port}"
+    async with lifespan(settings):
+        await eventually(lambda: len(retries(caplog)) >= 2)
+        assert await status(f"{ops}/healthz") == 200
+        assert await status(f"{ops}/readyz") == 503
+        gateway = await world.gateway()
+        with pytest.raises(RemoteError, match="the tracked users are not loaded yet"):
+            await gateway.request(PollNow(), timeout=5)
+
+        await world.start_writer()
+        await eventually(lambda: ready(ops), timeout=5)
+        await eventually(lambda: len(world.writer.events) == 1, timeout=3)
+    assert world.writer.events[0].login == "alice"
+    assert len(retries(caplog)) >= 2
+    assert {r.levelname for r in retries(caplog)} == {"WARNING"}
+    assert any(r.getMessage() == "tracked users loaded" for r in caplog.records)
+
+
+def retries(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "tracked users not loaded, retrying"]
+
+
+async def ready(ops: str) -> bool:
+    return await status(f"{ops}/readyz") == 200

@@ -1,0 +1,287 @@
+"""The polling loop end to end: the simulator for GitHub, a real RabbitMQ for the events (read
+back from the writer's queue, as the writer would)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import pytest
+from prometheus_client import REGISTRY
+
+from gistsync.broker import Broker, Retry
+from gistsync.contracts import AnyMessage, GistDiscovered, Message
+from gistsync.errors import PublishError
+from github_poller.poller import Poller
+from github_poller.schedule import Schedule
+from sandbox.testing import Sandbox
+from tests.conftest import BrokerFactory
+from tests.github_poller.conftest import ClientFactory, Recorder
+
+GISTS = "GET /users/{username}/gists"
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@dataclass
+class Harness:
+    sandbox: Sandbox
+    poller: Poller
+    recorder: Recorder
+    broker: Broker
+    events: list[GistDiscovered] = field(default_factory=list)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        requests: dict[str, dict[str, int]] = self.sandbox.github.stats.snapshot(with_tokens=False)[
+            "requests"
+        ]
+        return requests
+
+    def reset_stats(self) -> None:
+        self.sandbox.github.stats.reset()
+
+    async def wait_events(self, count: int, timeout: float = 10.0) -> list[GistDiscovered]:
+        """Waits for `count` events, then a little longer to catch any extra one."""
+        await until(lambda: len(self.events) >= count, timeout)
+        await asyncio.sleep(0.2)
+        return self.events
+
+    def ids(self) -> list[str]:
+        return [event.gist.id for event in self.events]
+
+
+Make = Callable[..., Awaitable[Harness]]
+
+
+async def until(condition: Callable[[], bool], timeout: float, every: float = 0.02) -> None:
+    """Returns once `condition` holds, or after `timeout` (the asserts that follow say why)."""
+    for _ in range(int(timeout / every)):
+        if condition():
+            return
+        await asyncio.sleep(every)
+
+
+@pytest.fixture
+async def harness(
+    sandbox: Sandbox, clients: ClientFactory, brokers: BrokerFactory
+) -> AsyncIterator[Make]:
+    """Starts a poller publishing on a real broker; the test reads the writer's queue."""
+    running: list[tuple[Poller, asyncio.Task[None]]] = []
+
+    async def make(
+        *,
+        interval: float = 3600.0,
+        rate: float = 200.0,
+        max_in_flight: int = 8,
+        publish: Callable[[Broker], Callable[[Message], Awaitable[None]]] | None = None,
+        **client_options: object,
+    ) -> Harness:
+        broker = brokers("github_poller")
+        await broker.connect()
+        writer = brokers("pipedrive_writer")
+        await writer.connect()
+        client, recorder = clients(
+            requests_per_second=rate, max_in_flight=max_in_flight, **client_options
+        )
+        schedule = Schedule(
+            interval=interval, rate=rate, max_in_flight=max_in_flight, failure_backoff_max=60.0
+        )
+        poller = Poller(client, publish(broker) if publish else broker.publish, schedule)
+        harness = Harness(sandbox, poller, recorder, broker)
+
+        async def collect(message: AnyMessage) -> Message | None:
+            if isinstance(message, GistDiscovered):
+                harness.events.append(message)
+            return None
+
+        await writer.consume("pipedrive_writer", collect, retry=Retry(3, 0.01, 0.02))
+        poller.loaded.set()
+        running.append((poller, asyncio.create_task(poller.run())))
+        return harness
+
+    yield make
+    for poller, task in running:
+        await poller.stop()
+        await task
+
+
+def add_users(sandbox: Sandbox, count: int, gists: int = 0) -> list[str]:
+    logins = [f"user{n}" for n in range(count)]
+    for login in logins:
+        if gists:
+            sandbox.github.add_gists_bulk(login, gists)
+        else:
+            sandbox.github.add_user(login)
+    return logins
+
+
+async def test_steady_state_costs_one_free_304_per_user_per_cycle(harness: Make) -> None:
+    h = await harness()
+    logins = add_users(h.sandbox, 20, gists=2)
+    for login in logins:
+        h.poller.track(login)
+    await h.poller.poll_now()
+    await h.wait_events(40)
+    assert len(h.events) == 40
+    not_modified = metric("gistsync_polls_total", outcome="not_modified")
+    for _ in range(10):
+        h.reset_stats()
+        assert await h.poller.poll_now() == (20, 0)
+        assert h.stats() == {GISTS: {"304": 20}}
+    assert metric("gistsync_polls_total", outcome="not_modified") == not_modified + 200
+    await h.wait_events(41, timeout=0.3)
+    assert len(h.events) == 40  # nothing new, nothing published
+
+
+async def test_the_loop_polls_every_user_every_interval(harness: Make) -> None:
+    h = await harness(interval=0.5)
+    logins = add_users(h.sandbox, 10)
+    for login in logins:
+        h.poller.track(login, at_once=False)  # as loaded at start: spread over the interval
+    await asyncio.sleep(3.1)  # a first read, then 304s every 0.5 s
+    times: dict[str, list[float]] = {}
+    for exchange in h.recorder.exchanges:
+        times.setdefault(exchange.request.url.path, []).append(exchange.sent_at)
+    assert len(times) == 10
+    for sent in times.values():
+        assert len(sent) in (6, 7)
+        assert all(0.47 <= b - a <= 0.6 for a, b in pairwise(sent))
+    starts = sorted(e.sent_at for e in h.recorder.exchanges)
+    assert all(0.035 <= b - a <= 0.08 for a, b in pairwise(starts))  # one every 0.05 s
+    statuses = Counter(h.recorder.statuses())
+    assert statuses[200] == 10
+    assert statuses[304] == len(h.recorder.exchanges) - 10
+
+
+async def test_a_rate_limit_pauses_the_whole_loop(harness: Make) -> None:
+    h = await harness(interval=0.2)
+    for login in add_users(h.sandbox, 5):
+        h.poller.track(login, at_once=False)
+    await until(lambda: len(h.recorder.exchanges) >= 10, 5.0)
+    h.sandbox.github.config.faults.rate_limit_burst = 1  # the next answer: 429, retry-after 1
+    await until(lambda: 429 in h.recorder.statuses(), 5.0)
+    await asyncio.sleep(1.3)
+    await h.poller.stop()
+    [limited] = [e for e in h.recorder.exchanges if e.response.status_code == 429]
+    later = sorted(
+        (e for e in h.recorder.exchanges if e.sent_at > limited.received_at),
+        key=lambda e: e.sent_at,
+    )
+    assert later[0].sent_at - limited.received_at >= 0.99  # nothing sent during the pause
+    assert later[0].request.url.path == limited.request.url.path  # it kept its turn
+    assert {e.response.status_code for e in later} == {304}
+    assert len({e.request.url.path for e in later}) == 5  # and polling went on
+
+
+async def test_250_gists_once_each_edits_are_not_new_a_new_gist_is(harness: Make) -> None:
+    h = await harness()
+    made = h.sandbox.github.add_gists_bulk("bob", 250)
+    h.poller.track("bob")
+    await h.wait_events(250)
+    assert len(h.events) == 250
+    assert sorted(h.ids()) == sorted(gist.id for gist in made)
+    assert {event.login for event in h.events} == {"bob"}
+    assert h.stats() == {GISTS: {"200": 3}}
+
+    # Newest first: made[-1] is on page 1, made[7] on page 3.
+    h.sandbox.github.update_gist(made[7].id, description="edited", set_description=True)
+    assert await h.poller.poll_now() == (1, 0)
+    assert h.stats() == {GISTS: {"200": 3, "304": 1}}  # page 1 is unchanged
+    h.sandbox.github.update_gist(made[-1].id, description="edited", set_description=True)
+    assert await h.poller.poll_now() == (1, 0)
+    assert h.stats() == {GISTS: {"200": 6, "304": 1}}  # page 1 changed: all read, none new
+
+    new = h.sandbox.github.add_gist("bob", {"new.py": "print('new')"}, description="new one")
+    assert await h.poller.poll_now() == (1, 1)
+    await h.wait_events(252, timeout=0.5)
+    assert len(h.events) == 251
+    assert h.events[-1].gist.id == new.id
+    assert h.events[-1].gist.description == "new one"
+    assert Counter(h.ids()).most_common(1)[0][1] == 1
+
+
+async def test_a_failing_user_never_stops_the_others(harness: Make) -> None:
+    h = await harness()
+    for login in ("alice", "gone", "carol"):
+        h.sandbox.github.add_gist(login, {"a.py": f"print('{login}')"})
+    h.sandbox.github.delete_user("gone")
+    failed = metric("gistsync_polls_total", outcome="failed")
+    for login in ("alice", "gone", "carol"):
+        h.poller.track(login)
+    await h.wait_events(2)
+    assert await h.poller.poll_now() == (3, 0)
+    assert metric("gistsync_polls_total", outcome="failed") == failed + 2
+    assert sorted(event.login for event in h.events) == ["alice", "carol"]
+
+    # GitHub fails every request for a while: every poll fails, the loop goes on.
+    h.sandbox.github.patch_config({"faults": {"error_rate": 1.0}})
+    assert await h.poller.poll_now() == (3, 0)
+    h.sandbox.github.patch_config({"faults": {"error_rate": 0.0}})
+    assert metric("gistsync_polls_total", outcome="failed") == failed + 5
+    h.sandbox.github.add_gist("carol", {"b.py": "print(2)"})
+    assert await h.poller.poll_now() == (3, 1)
+    assert len(await h.wait_events(3)) == 3
+
+
+async def test_a_failed_publish_keeps_the_etag_so_the_next_poll_reads_again(
+    harness: Make,
+) -> None:
+    calls = 0
+
+    def flaky(broker: Broker) -> Callable[[Message], Awaitable[None]]:
+        async def publish(message: Message) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise PublishError("publish of event.gist_discovered not confirmed")
+            await broker.publish(message)
+
+        return publish
+
+    h = await harness(publish=flaky)
+    made = h.sandbox.github.add_gists_bulk("dave", 3)
+    h.poller.track("dave")
+    assert await h.poller.poll_now() == (1, 1)  # the read failed after one event
+    assert await h.poller.poll_now() == (1, 2)  # so the next one read everything again
+    await h.wait_events(3)
+    assert sorted(h.ids()) == sorted(gist.id for gist in made)
+    # Both reads were full 200s: the ETag of the failed one was not kept.
+    assert h.stats() == {GISTS: {"200": 2}}
+    assert await h.poller.poll_now() == (1, 0)
+    assert h.stats() == {GISTS: {"200": 2, "304": 1}}
+
+
+async def test_two_hundred_users_share_a_secondary_limit_without_errors(harness: Make) -> None:
+    # 900 points a minute against 200 users, scaled: 400 points per 2 s; the poller spends
+    # 180 a second (90 %), so each user is polled every 200 / 180 = 1.11 s, not every 0.5 s.
+    h = await harness(interval=0.5, rate=180.0, max_in_flight=8)
+    h.sandbox.github.patch_config(
+        {"limits": {"secondary_points_limit": 400, "secondary_window_seconds": 2.0}}
+    )
+    logins = add_users(h.sandbox, 200)
+    for login in logins:
+        h.poller.track(login)
+
+    def polls() -> Counter[str]:
+        return Counter(e.request.url.path for e in h.recorder.exchanges)
+
+    await until(lambda: len(h.recorder.exchanges) >= 200, 10.0)
+    h.reset_stats()
+    # Six polls each: the first read, then five cycles of 304s.
+    await until(lambda: len(polls()) == 200 and min(polls().values()) >= 6, 15.0, every=0.1)
+    await h.poller.stop()
+    sent = sorted(h.recorder.exchanges, key=lambda exchange: exchange.sent_at)
+    assert len({e.request.url.path for e in sent[:200]}) == 200  # the first cycle: all once
+    assert {e.response.status_code for e in sent[200:]} == {304}
+    assert set(h.stats()[GISTS]) == {"304"}  # no 403 or 429 after the first cycle
+    counts = polls()
+    assert min(counts.values()) == 6
+    assert max(counts.values()) / min(counts.values()) <= 1.2
+    # Never faster than the budget: n requests take at least (n - 1) / 180 s.
+    later = sent[200:]
+    assert later[-1].sent_at - later[0].sent_at >= (len(later) - 1) / 180 * 0.98
