@@ -1,0 +1,130 @@
+"""The Dockerfile, read instruction by instruction (no Docker engine runs the tests): a
+multi-stage build from the lock, a slim base, a non-root user, a healthcheck, no secret."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+from dataclasses import dataclass
+
+import pytest
+
+from tests.monitor.monitoring import HEALTH_PORT, REPO
+
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def instructions() -> list[Instruction]:
+    """Continuation lines joined, comments and blank lines dropped."""
+    text = (REPO / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    found = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, args = line.strip().partition(" ")
+            found.append(Instruction(keyword.upper(), args.strip()))
+    return found
+
+
+def stages() -> list[list[Instruction]]:
+    """The instructions of each stage, each list starting with its FROM."""
+    split: list[list[Instruction]] = []
+    for instruction in instructions():
+        if instruction.keyword == "FROM":
+            split.append([])
+        if split:
+            split[-1].append(instruction)
+    return split
+
+
+@pytest.fixture(scope="module")
+def final() -> list[Instruction]:
+    return stages()[-1]
+
+
+def args_defaults() -> dict[str, str]:
+    defaults = {}
+    for instruction in instructions():
+        if instruction.keyword == "ARG" and "=" in instruction.args:
+            name, value = instruction.args.split("=", 1)
+            defaults[name] = value
+    return defaults
+
+
+def test_the_build_has_stages_and_the_image_copies_only_the_result(
+    final: list[Instruction],
+) -> None:
+    assert len(stages()) >= 2, "multi-stage: build tools stay out of the image"
+    assert any(i.keyword == "COPY" and i.args.startswith("--from=") for i in final)
+    assert not any(i.keyword == "RUN" and "pip install" in i.args for i in final)
+
+
+def test_the_base_image_is_a_slim_python_311() -> None:
+    defaults = args_defaults()
+    for stage in stages():
+        image = stage[0].args.split()[0]
+        image = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), image)
+        assert re.fullmatch(r"python:3\.11[\w.-]*-slim[\w.-]*", image), image
+
+
+def test_dependencies_come_from_the_lock_and_nothing_else() -> None:
+    build = [i for stage in stages()[:-1] for i in stage]
+    assert any(i.keyword == "COPY" and "requirements.lock" in i.args for i in build)
+    installs = [i.args for i in build if i.keyword == "RUN" and "pip install" in i.args]
+    assert any("-r requirements.lock" in args for args in installs)
+    project = [args for args in installs if re.search(r"pip install [^;&]*\s\.(\s|$)", args)]
+    assert project, "the project itself is installed"
+    assert all("--no-deps" in args for args in project), "only the lock brings dependencies"
+
+
+def test_the_image_runs_as_a_user_other_than_root(final: list[Instruction]) -> None:
+    users = [i.args for i in final if i.keyword == "USER"]
+    assert users, "no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_the_image_has_a_healthcheck_on_the_health_port(final: list[Instruction]) -> None:
+    checks = [i.args for i in final if i.keyword == "HEALTHCHECK"]
+    assert checks and "NONE" not in checks[-1].split()
+    assert HEALTH_PORT in checks[-1] and "/healthz" in checks[-1]
+    assert any(i.keyword == "ENV" and HEALTH_PORT in i.args for i in final), "a default port"
+
+
+def test_the_default_command_runs_a_service() -> None:
+    commands = [i.args for i in instructions() if i.keyword == "CMD"]
+    command = json.loads(commands[-1])
+    assert command[:2] == ["python", "-m"]
+    assert importlib.util.find_spec(f"{command[2]}.__main__") is not None
+
+
+def test_no_secret_is_baked_in() -> None:
+    for instruction in instructions():
+        if instruction.keyword == "ARG":
+            names = [instruction.args.split("=", 1)[0]]
+        elif instruction.keyword == "ENV":
+            words = shlex.split(instruction.args)
+            # ENV a=b c=d, or the legacy ENV name value
+            names = [w.split("=", 1)[0] for w in words] if "=" in words[0] else words[:1]
+        else:
+            continue
+        secret = [name for name in names if SECRET_NAME.search(name)]
+        assert secret == [], f"{instruction.keyword} {instruction.args}"
+
+
+def test_the_build_context_leaves_local_secrets_and_clutter_out() -> None:
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".env", ".git", ".venv"} <= ignored
