@@ -3,20 +3,35 @@ that answer over RabbitMQ like the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.limits import RateLimiter
+from gateway.settings import Settings
 from gistsync.broker import Broker, Retry
 from gistsync.contracts import AnyMessage, Message
-from gistsync.settings import GatewaySettings
 from tests.conftest import BrokerFactory
 
 Answer = Callable[[AnyMessage], Message | None]
+Client = TestClient[web.Request, web.Application]
+StartGateway = Callable[..., Awaitable[Client]]
+API_KEY = "test-api-key-0123456789"
+
+
+async def eventually(check: Callable[[], object], timeout: float = 3.0) -> None:
+    """Wait until `check()` is truthy: commands reach the peers asynchronously."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -47,17 +62,40 @@ async def peers(brokers: BrokerFactory) -> Peers:
     return peers
 
 
+def gateway_settings(amqp_url: str, prefix: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "amqp_url": amqp_url,
+        "amqp_prefix": prefix,
+        "request_timeout_seconds": 1.0,
+        "fetch_timeout_seconds": 1.0,
+        "gateway_api_key": None,  # whatever the environment says
+        "gateway_ui_settle_seconds": 1.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
 @pytest.fixture
-async def gateway(
+async def start_gateway(
     amqp_url: str, prefix: str, brokers: BrokerFactory
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    settings = GatewaySettings(
-        amqp_url=amqp_url,
-        amqp_prefix=prefix,
-        request_timeout_seconds=1.0,
-        fetch_timeout_seconds=1.0,
-    )
-    broker: Broker = brokers("gateway")
-    await broker.connect()
-    async with TestClient(TestServer(create_app(settings, broker))) as client:
-        yield client
+) -> AsyncIterator[StartGateway]:
+    """Starts a gateway with these settings (and optionally a limiter with a fake clock)."""
+    clients: list[Client] = []
+
+    async def start(*, limiter: RateLimiter | None = None, **overrides: Any) -> Client:
+        settings = gateway_settings(amqp_url, prefix, **overrides)
+        broker: Broker = brokers("gateway", publish_timeout=settings.publish_timeout_seconds)
+        await broker.connect()
+        client: Client = TestClient(TestServer(create_app(settings, broker, limiter=limiter)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway) -> Client:
+    return await start_gateway()

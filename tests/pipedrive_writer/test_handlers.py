@@ -14,8 +14,6 @@ from gistsync.contracts import (
     TrackedUsersQuery,
     TrackedUsersReply,
     TrackUser,
-    UnseenGistsQuery,
-    UnseenGistsReply,
     UntrackUser,
 )
 from pipedrive_writer.notes import format_note, parse_note
@@ -220,8 +218,8 @@ async def test_queries_cost_no_pipedrive_request(harness: Harness) -> None:
     harness.reset_stats()
 
     users = await harness.ask(TrackedUsersQuery())
-    unseen = await harness.ask(UnseenGistsQuery(login="alice"))
-    unknown = await harness.ask(UnseenGistsQuery(login="carol"))
+    unseen = await harness.ask(GistsQuery(login="alice"))
+    unknown = await harness.ask(GistsQuery(login="carol"))
 
     assert harness.request_total() == 0
     assert users == TrackedUsersReply(
@@ -230,7 +228,7 @@ async def test_queries_cost_no_pipedrive_request(harness: Harness) -> None:
         correlation_id=users.correlation_id,
         sent_at=users.sent_at,
     )
-    assert isinstance(unseen, UnseenGistsReply)
+    assert isinstance(unseen, GistsReply)
     assert (unseen.tracked, unseen.login) == (True, "Alice")
     assert [g.id for g in unseen.gists] == ["alice0003", "alice0002", "alice0001"]  # newest first
     first = make_gist(3, "Alice")
@@ -240,7 +238,7 @@ async def test_queries_cost_no_pipedrive_request(harness: Harness) -> None:
         first.files,
     )
     assert unseen.gists[0].created_at == first.created_at
-    assert isinstance(unknown, UnseenGistsReply)
+    assert isinstance(unknown, GistsReply)
     assert (unknown.tracked, unknown.gists) == (False, ())
 
 
@@ -255,8 +253,8 @@ async def test_mark_seen_sets_done_and_the_gists_leave_the_unseen_list(harness: 
     await harness.send(seen)
     assert harness.requests() == {"PATCH /activities/{id}": {"200": 2}}
     assert harness.done() == {"alice0001": True, "alice0002": False, "alice0003": True}
-    unseen = await harness.ask(UnseenGistsQuery(login="alice"))
-    assert isinstance(unseen, UnseenGistsReply)
+    unseen = await harness.ask(GistsQuery(login="alice"))
+    assert isinstance(unseen, GistsReply)
     assert [g.id for g in unseen.gists] == ["alice0002"]
 
     harness.reset_stats()
@@ -285,8 +283,8 @@ async def test_mark_seen_with_a_stale_activity_id_refreshes_and_carries_on(
         "GET /activities": {"200": 1},
     }
     assert harness.done() == {"alice0002": True, "alice0003": False}
-    unseen = await harness.ask(UnseenGistsQuery(login="alice"))
-    assert isinstance(unseen, UnseenGistsReply)
+    unseen = await harness.ask(GistsQuery(login="alice"))
+    assert isinstance(unseen, GistsReply)
     assert [g.id for g in unseen.gists] == ["alice0003"]
     assert await harness.drain(f"{harness.prefix}.dead_letters") == []
 

@@ -8,14 +8,14 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from gistsync.contracts import (
+    GistsQuery,
+    GistsReply,
+    GistView,
     MarkGistsSeen,
     TrackedUser,
     TrackedUsersQuery,
     TrackedUsersReply,
     TrackUser,
-    UnseenGist,
-    UnseenGistsQuery,
-    UnseenGistsReply,
 )
 from tests.pipedrive_writer.conftest import Harness
 from tests.pipedrive_writer.factories import discovered, make_gist, seed_user
@@ -102,12 +102,13 @@ async def test_the_predecessors_activities_are_recognised(harness: Harness) -> N
     assert harness.request_total() == 0
     assert harness.state() == before
 
-    unseen = await harness.ask(UnseenGistsQuery(login="Ann"))
-    assert isinstance(unseen, UnseenGistsReply)
+    unseen = await harness.ask(GistsQuery(login="Ann"))
+    assert isinstance(unseen, GistsReply)
     assert unseen.gists == (
-        UnseenGist(
+        GistView(
             id="ann0002",
             title=old[1].description or "",
+            seen=False,
             html_url="https://gist.github.com/ann0002",
             files=(),
             created_at=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gistsync.contracts import TrackedUser, UnseenGist
+from gistsync.contracts import GistView, TrackedUser
 from pipedrive_writer.notes import format_note
 from pipedrive_writer.state import (
     Cache,
@@ -125,6 +125,6 @@ def test_unseen_is_newest_first_and_queries_sort_by_login() -> None:
         TrackedUser(login="bob", unseen=0),
     )
     assert cache.get("ALICE") is alice
-    assert alice.gists["a"].unseen() == UnseenGist(
-        id="a", title="ta", created_at=datetime(2024, 1, 3, tzinfo=UTC), files=()
+    assert alice.gists["a"].view() == GistView(
+        id="a", title="ta", seen=False, created_at=datetime(2024, 1, 3, tzinfo=UTC), files=()
     )

@@ -56,7 +56,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
         "command.mark_seen",
         "event.gist_discovered",
     ),
-    "pipedrive_writer.queries": ("query.tracked_users", "query.unseen_gists", "query.gists"),
+    "pipedrive_writer.queries": ("query.tracked_users", "query.gists"),
     "github_poller": ("event.user_tracked", "event.user_untracked"),
     "github_poller.queries": ("query.user_exists", "command.poll_now"),
 }
@@ -458,7 +458,8 @@ class Broker:
 
     async def _ensure_reply_queue(self) -> AbstractQueue:
         if self._reply_queue is None:
-            assert self._channel is not None
+            if self._channel is None:
+                raise PublishError("not connected to the broker")
             # Named by us: a robust channel re-declares it under the same name on reconnect,
             # which the broker refuses for server-named (amq.gen-*) queues.
             name = f"{self.topology.prefix}.reply.{self.service}.{uuid.uuid4().hex[:12]}"

@@ -97,14 +97,6 @@ class GistView(Model):
     created_at: datetime | None = None
 
 
-class UnseenGist(Model):
-    id: GistId
-    title: str
-    html_url: str | None = None
-    files: tuple[GistFile, ...] = ()
-    created_at: datetime | None = None
-
-
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -166,11 +158,6 @@ class TrackedUsersQuery(Message):
     type: Literal["query.tracked_users"] = "query.tracked_users"
 
 
-class UnseenGistsQuery(Message):
-    type: Literal["query.unseen_gists"] = "query.unseen_gists"
-    login: Login
-
-
 class GistsQuery(Message):
     """A tracked user's gists: only the unseen ones, or all of them."""
 
@@ -188,13 +175,6 @@ class UserExistsReply(Message):
 class TrackedUsersReply(Message):
     type: Literal["reply.tracked_users"] = "reply.tracked_users"
     users: tuple[TrackedUser, ...]
-
-
-class UnseenGistsReply(Message):
-    type: Literal["reply.unseen_gists"] = "reply.unseen_gists"
-    tracked: bool
-    login: Login | None = None
-    gists: tuple[UnseenGist, ...] = ()
 
 
 class GistsReply(Message):
@@ -228,11 +208,9 @@ AnyMessage = Annotated[
     | GistDiscovered
     | UserExistsQuery
     | TrackedUsersQuery
-    | UnseenGistsQuery
     | GistsQuery
     | UserExistsReply
     | TrackedUsersReply
-    | UnseenGistsReply
     | GistsReply
     | PollReport
     | ErrorReply,

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.settings import Settings
 from gistsync.broker import Broker
 from gistsync.service import run
-from gistsync.settings import GatewaySettings, load
+from gistsync.settings import load
 
 
 @asynccontextmanager
-async def lifespan(settings: GatewaySettings) -> AsyncIterator[None]:
+async def lifespan(settings: Settings) -> AsyncIterator[None]:
     broker = Broker(
         settings.amqp_url.get_secret_value(),
         prefix=settings.amqp_prefix,
@@ -33,7 +34,7 @@ async def lifespan(settings: GatewaySettings) -> AsyncIterator[None]:
 
 
 def main() -> None:
-    settings = load(GatewaySettings)
+    settings = load(Settings)
     run("gateway", settings, lambda: lifespan(settings))
 
 

@@ -1,4 +1,6 @@
-"""The gateway application: routes, middlewares and the mapping of failures to answers."""
+"""The gateway application: routes, middlewares, and how a failure is answered to each
+audience (problem+json for the API, a page for people, the predecessor's own answers for
+its clients). Never a hang, never a stack trace."""
 
 from __future__ import annotations
 
@@ -7,67 +9,107 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import handlers, pages
-from gateway.context import BROKER, REQUEST_ID_HEADER, SETTINGS, correlation_id
+from gateway import api, legacy, openapi, pages, problems, ui
+from gateway.context import (
+    BROKER,
+    REQUEST_ID_HEADER,
+    SETTINGS,
+    Audience,
+    audience_of,
+    correlation_id,
+)
+from gateway.limits import RateLimiter
 from gateway.metrics import measure
+from gateway.problems import UPSTREAM_FAILURES, Problem
+from gateway.security import KEYS, LIMITER, Keys, guard
+from gateway.settings import Settings
 from gistsync.broker import Broker
-from gistsync.errors import PublishError, RemoteError, RequestTimeout
+from gistsync.errors import RemoteError
 from gistsync.ops import add_ops_routes
-from gistsync.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+# No script anywhere, styles from this site only, forms post only here, never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
-def failure(request: web.Request, status: int, title: str, detail: str) -> web.Response:
-    if request.path == "/list":  # the predecessor's JSON endpoint keeps its envelope
-        return web.json_response({"success": False, "error": detail}, status=status)
-    return web.Response(status=status, text=pages.message(title, detail), content_type="text/html")
+
+def render(request: web.Request, audience: Audience, problem: Problem) -> web.Response:
+    if audience in (Audience.API, Audience.OPEN):
+        return problems.render(problem, correlation_id(request))
+    if audience is Audience.LEGACY and request.path == "/list":
+        # The predecessor's JSON endpoint keeps its envelope.
+        body = {"success": False, "error": problem.detail}
+        response = web.json_response(body, status=problem.status)
+    elif audience is Audience.LEGACY:
+        text = pages.message(problem.title, problem.detail)
+        response = web.Response(status=problem.status, text=text, content_type="text/html")
+    else:
+        text = pages.error_page(problem.status, problem.title, problem.detail)
+        response = web.Response(status=problem.status, text=text, content_type="text/html")
+    response.headers.update(problem.headers)
+    return response
 
 
 @web.middleware
 async def answer_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Upstream trouble becomes a clear 502/503, anything else a bare 500: never a hang,
-    never a stack trace."""
-    cid = correlation_id(request)
+    audience = audience_of(request)
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPException as exc:
-        exc.headers[REQUEST_ID_HEADER] = cid
-        raise
-    except RequestTimeout as exc:
-        log.warning("no answer in time", extra={"path": request.path, "error": str(exc)})
-        response = failure(
-            request,
-            503,
-            "Service unavailable",
-            "A gistsync service did not answer in time; try again shortly.",
-        )
-    except PublishError:
-        response = failure(
-            request,
-            503,
-            "Service unavailable",
-            "The message broker is not reachable; nothing was changed. Try again shortly.",
-        )
-    except RemoteError as exc:
-        log.error("upstream service failed", extra={"path": request.path, "error": str(exc)})
-        detail = f"A gistsync service failed: {exc.detail}"
-        response = failure(request, 502, "Upstream failure", detail)
+        if exc.status < 400:
+            raise  # a redirect
+        problem = problems.from_http(exc)
+    except Problem as exc:
+        problem = exc
+    except UPSTREAM_FAILURES as exc:
+        level = logging.ERROR if isinstance(exc, RemoteError) else logging.WARNING
+        log.log(level, "upstream failure", extra={"path": request.path, "error": str(exc)})
+        # The predecessor's clients have always had 503 for a silent service.
+        timeout_status = 503 if audience is Audience.LEGACY else 504
+        problem = problems.from_upstream(exc, timeout_status=timeout_status)
     except Exception:
         log.exception("unexpected failure", extra={"path": request.path})
-        response = failure(request, 500, "Internal error", f"Something broke (request {cid}).")
-    if not response.prepared:
-        response.headers[REQUEST_ID_HEADER] = cid
-    return response
+        detail = f"Something broke (request {correlation_id(request)}); it has been logged."
+        problem = Problem(500, detail, kind="internal")
+    return render(request, audience, problem)
 
 
-def create_app(settings: GatewaySettings, broker: Broker) -> web.Application:
-    app = web.Application(middlewares=[measure, answer_failures], client_max_size=64 * 1024)
+async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer carries, whichever way it was made."""
+    headers = response.headers
+    headers.setdefault(REQUEST_ID_HEADER, correlation_id(request))
+    headers.setdefault("Cache-Control", "no-store")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+
+def create_app(
+    settings: Settings, broker: Broker, *, limiter: RateLimiter | None = None
+) -> web.Application:
+    app = web.Application(
+        middlewares=[measure, answer_failures, guard],
+        client_max_size=settings.gateway_max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[BROKER] = broker
-    app.router.add_get("/list", handlers.list_users)
-    app.router.add_get("/new", handlers.new_user)
-    app.router.add_get("/show", handlers.show_user)
-    app.router.add_get("/fetch", handlers.fetch)
+    app[KEYS] = Keys.from_settings(settings)
+    app[LIMITER] = limiter or RateLimiter(
+        settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst
+    )
+    app.on_response_prepare.append(stamp)
+    legacy.add_routes(app)
+    api.add_routes(app)
+    ui.add_routes(app)
+    openapi.add_routes(app, settings)
     add_ops_routes(app, lambda: broker.ready)
+    if settings.api_key is None:
+        log.warning(
+            "GATEWAY_API_KEY is not set: anyone who reaches this gateway can change what it "
+            "tracks. Do not expose it to the internet."
+        )
     return app

@@ -24,8 +24,6 @@ from gistsync.contracts import (
     TrackedUsersQuery,
     TrackedUsersReply,
     TrackUser,
-    UnseenGistsQuery,
-    UnseenGistsReply,
     UntrackUser,
     UserTracked,
     UserUntracked,
@@ -102,8 +100,6 @@ class Writer:
                 await self.mark_seen(message)
             case TrackedUsersQuery():
                 return self.tracked_users(message)
-            case UnseenGistsQuery():
-                return self.unseen_gists(message)
             case GistsQuery():
                 return self.gists(message)
             case _:
@@ -383,11 +379,3 @@ class Writer:
             return GistsReply(tracked=False)
         chosen = user.all() if query.include_seen else user.unseen()
         return GistsReply(tracked=True, login=user.login, gists=tuple(g.view() for g in chosen))
-
-    def unseen_gists(self, query: UnseenGistsQuery) -> UnseenGistsReply:
-        user = self.cache.get(query.login)
-        if user is None:
-            return UnseenGistsReply(tracked=False)
-        return UnseenGistsReply(
-            tracked=True, login=user.login, gists=tuple(g.unseen() for g in user.unseen())
-        )

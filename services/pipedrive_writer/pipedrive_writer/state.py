@@ -23,7 +23,6 @@ from gistsync.contracts import (
     GistFile,
     GistView,
     TrackedUser,
-    UnseenGist,
     login_key,
 )
 from pipedrive_writer.notes import parse_note
@@ -88,15 +87,6 @@ class CachedGist:
             id=self.id,
             title=self.title,
             seen=self.done,
-            html_url=self.html_url,
-            files=self.files,
-            created_at=self.created_at,
-        )
-
-    def unseen(self) -> UnseenGist:
-        return UnseenGist(
-            id=self.id,
-            title=self.title,
             html_url=self.html_url,
             files=self.files,
             created_at=self.created_at,

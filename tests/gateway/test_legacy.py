@@ -1,4 +1,4 @@
-"""The predecessor's endpoints, answered through RabbitMQ."""
+"""The predecessor's endpoints, answered through RabbitMQ, as its clients know them."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from aiohttp.test_utils import TestClient
 from gistsync.contracts import (
     AnyMessage,
     GistFile,
+    GistsQuery,
+    GistsReply,
+    GistView,
     MarkGistsSeen,
     PollReport,
     TrackedUser,
     TrackedUsersReply,
     TrackUser,
-    UnseenGist,
-    UnseenGistsQuery,
-    UnseenGistsReply,
     UserExistsQuery,
     UserExistsReply,
 )
-from tests.gateway.conftest import Peers
+from tests.gateway.conftest import API_KEY, Peers, StartGateway, eventually
 
 Client = TestClient[web.Request, web.Application]
 XSS = '<script>alert("x")</script>'
@@ -38,13 +38,6 @@ def exists(message: AnyMessage) -> UserExistsReply:
     if message.login.lower() == "octocat":
         return UserExistsReply(exists=True, login="OctoCat")
     return UserExistsReply(exists=False)
-
-
-async def eventually(check: object, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_list_answers_the_predecessor_envelope(gateway: Client, peers: Peers) -> None:
@@ -79,6 +72,7 @@ async def test_new_twice_changes_nothing(gateway: Client, peers: Peers) -> None:
 
 async def test_new_unknown_user_is_404_and_creates_nothing(gateway: Client, peers: Peers) -> None:
     peers.answers["query.user_exists"] = exists
+    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
     response = await gateway.get("/new", params={"user": "nobody-here"})
     assert response.status == 404
     assert "There is no GitHub user nobody-here" in await response.text()
@@ -102,21 +96,23 @@ async def test_show_renders_escaped_gists_then_marks_them_seen(
     gateway: Client, peers: Peers
 ) -> None:
     gists = (
-        UnseenGist(
+        GistView(
             id="abc123",
             title=XSS,
+            seen=False,
             html_url="https://gist.github.com/abc123",
             files=(GistFile(filename="x.py", language="Python"),),
             created_at=datetime(2026, 3, 4, tzinfo=UTC),
         ),
-        UnseenGist(id="def456", title="Notes", html_url="https://gist.github.com/def456"),
+        GistView(id="def456", title="Notes", seen=False, html_url="https://gist.github.com/def456"),
     )
 
-    def unseen(message: AnyMessage) -> UnseenGistsReply:
-        assert isinstance(message, UnseenGistsQuery)
-        return UnseenGistsReply(tracked=True, login="OctoCat", gists=gists)
+    def unseen(message: AnyMessage) -> GistsReply:
+        assert isinstance(message, GistsQuery)
+        assert message.include_seen is False
+        return GistsReply(tracked=True, login="OctoCat", gists=gists)
 
-    peers.answers["query.unseen_gists"] = unseen
+    peers.answers["query.gists"] = unseen
     response = await gateway.get("/show", params={"user": "octocat"})
     assert response.status == 200
     body = await response.text()
@@ -132,7 +128,7 @@ async def test_show_renders_escaped_gists_then_marks_them_seen(
 
 
 async def test_show_with_nothing_new_marks_nothing(gateway: Client, peers: Peers) -> None:
-    peers.answers["query.unseen_gists"] = lambda _: UnseenGistsReply(tracked=True, login="a")
+    peers.answers["query.gists"] = lambda _: GistsReply(tracked=True, login="a")
     response = await gateway.get("/show", params={"user": "a"})
     assert response.status == 200
     assert "No new gists for a" in await response.text()
@@ -141,7 +137,7 @@ async def test_show_with_nothing_new_marks_nothing(gateway: Client, peers: Peers
 
 
 async def test_show_untracked_user_is_404(gateway: Client, peers: Peers) -> None:
-    peers.answers["query.unseen_gists"] = lambda _: UnseenGistsReply(tracked=False)
+    peers.answers["query.gists"] = lambda _: GistsReply(tracked=False)
     response = await gateway.get("/show", params={"user": "stranger"})
     assert response.status == 404
     assert "stranger is not tracked" in await response.text()
@@ -179,7 +175,7 @@ async def test_a_failing_service_gives_502_with_its_reason(gateway: Client, peer
 
 
 async def test_metrics_are_labelled_by_route_template(gateway: Client, peers: Peers) -> None:
-    peers.answers["query.unseen_gists"] = lambda _: UnseenGistsReply(tracked=False)
+    peers.answers["query.gists"] = lambda _: GistsReply(tracked=False)
     await gateway.get("/show", params={"user": "someone"})
     await gateway.get("/no/such/page")
     text = await (await gateway.get("/metrics")).text()
@@ -193,3 +189,65 @@ async def test_probes(gateway: Client) -> None:
     ready = await gateway.get("/readyz")
     assert ready.status == 200
     assert await ready.json() == {"status": "ready"}
+
+
+async def test_with_a_key_the_state_changing_gets_need_it(
+    start_gateway: StartGateway, peers: Peers
+) -> None:
+    peers.answers["command.poll_now"] = lambda _: PollReport(users=1, new_gists=0)
+    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    gateway = await start_gateway(gateway_api_key=API_KEY)
+    for path, params in (("/new", {"user": "octocat"}), ("/show", {"user": "a"}), ("/fetch", {})):
+        response = await gateway.get(path, params=params)
+        assert response.status == 401, path
+        assert response.content_type == "text/html"
+        assert "send it in the X-API-Key header" in await response.text()
+    listed = await gateway.get("/list")
+    assert listed.status == 401
+    assert (await listed.json())["success"] is False
+    await asyncio.sleep(0.1)
+    assert peers.received == []
+    key = {"X-API-Key": API_KEY}
+    assert (await gateway.get("/fetch", headers=key)).status == 200
+    assert (await gateway.get("/list", headers=key)).status == 200
+
+
+async def test_list_can_stay_open_while_changes_need_the_key(
+    start_gateway: StartGateway, peers: Peers
+) -> None:
+    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    gateway = await start_gateway(gateway_api_key=API_KEY, gateway_protect_reads=False)
+    assert await (await gateway.get("/list")).json() == {"success": True, "data": ["alice"]}
+    assert (await gateway.get("/new", params={"user": "bob"})).status == 401
+
+
+async def test_the_state_changing_gets_are_rate_limited(
+    start_gateway: StartGateway, peers: Peers
+) -> None:
+    peers.answers["command.poll_now"] = lambda _: PollReport(users=1, new_gists=0)
+    gateway = await start_gateway(gateway_rate_limit_burst=1)
+    assert (await gateway.get("/fetch")).status == 200
+    limited = await gateway.get("/fetch")
+    assert limited.status == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert "Too many changes from this client" in await limited.text()
+    assert (await gateway.get("/fetch")).status == 429
+    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    assert (await gateway.get("/list")).status == 200  # a read
+
+
+async def test_latency_and_in_flight_are_measured_per_route(gateway: Client, peers: Peers) -> None:
+    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    await gateway.get("/api/users/alice")
+    await gateway.get("/api/users/BoB")
+    text = await (await gateway.get("/metrics")).text()
+    labels = 'method="GET",route="/api/users/{login}"'
+    for status in ("200", "404"):
+        assert f'gistsync_http_request_duration_seconds_count{{{labels},status="{status}"}}' in text
+        assert f'gistsync_http_requests_total{{{labels},status="{status}"}}' in text
+    assert "BoB" not in text
+    assert "gistsync_http_requests_in_flight 1.0" in text  # this very request
+    await gateway.request("PROPFIND", "/api/users")
+    text = await (await gateway.get("/metrics")).text()
+    assert 'method="other",route="unmatched",status="405"' in text
+    assert "PROPFIND" not in text

@@ -1,0 +1,347 @@
+"""`python -m gistsync.deadletters`: list the dead letters, and replay them once the cause is fixed.
+
+    python -m gistsync.deadletters list [--json]
+    python -m gistsync.deadletters replay --id ID [--id ID ...]
+    python -m gistsync.deadletters replay --all
+
+The broker and the names come from `AMQP_URL` and `AMQP_PREFIX`, as for the services.
+
+`list` reads every message of `{AMQP_PREFIX}.dead_letters` without removing any: id, type, the
+queue it died in, when it was dead-lettered (or, when unknown, when it was sent) and why.
+`replay` publishes each chosen message again to the bus under its original routing key
+(persistent, mandatory, confirmed) and only then acks it off the dead-letter queue, so a
+message is never in neither place. A replayed message that fails again is dead-lettered again.
+
+Exit codes: 0 done; 1 some ids were not found or could not be replayed (the rest were);
+2 bad usage or settings; 3 the broker could not be reached or did not confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from pamqp.commands import Basic
+
+from gistsync.broker import Topology
+from gistsync.settings import CommonSettings, load
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_BROKER = 3
+
+# Headers that describe a death, not the message: dropped on replay, so a message that dies
+# again is described by its new death alone.
+DEATH_HEADERS = ("x-death", "x-delivery-count", "x-replayed")
+DEATH_PREFIXES = ("x-dead-", "x-first-death-", "x-last-death-")
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached, or did not confirm a publish."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    type: str
+    queue: str
+    routing_key: str
+    reason: str
+    first_seen: str  # ISO 8601, or "" when nothing says
+    replayed: int  # how often it was replayed before dying this time
+
+
+@dataclass
+class ReplayReport:
+    replayed: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.unknown or self.failed else EXIT_OK
+
+
+# --- reading one dead letter ---------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _body(message: AbstractIncomingMessage) -> dict[str, Any]:
+    try:
+        raw = json.loads(message.body)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The oldest entry RabbitMQ wrote when it dead-lettered by itself (delivery limit)."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], Mapping):
+        return deaths[-1]
+    return {}
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC).isoformat()
+    return _text(value)
+
+
+def message_id(message: AbstractIncomingMessage) -> str:
+    """The message's own id; a digest of the body for the rare message that has none."""
+    if message.message_id:
+        return message.message_id
+    return "sha256-" + hashlib.sha256(message.body).hexdigest()[:16]
+
+
+def routing_key(message: AbstractIncomingMessage) -> str:
+    """The key it was first published under: ours, else RabbitMQ's record, else its type."""
+    headers = message.headers or {}
+    key = _text(headers.get("x-dead-routing-key"))
+    if key:
+        return key
+    keys = _first_death(headers).get("routing-keys")
+    if isinstance(keys, list) and keys:
+        return _text(keys[0])
+    return message.type or _text(_body(message).get("type"))
+
+
+def describe(message: AbstractIncomingMessage) -> DeadLetter:
+    headers = message.headers or {}
+    death = _first_death(headers)
+    reason = _text(headers.get("x-dead-reason")) or _text(
+        headers.get("x-first-death-reason") or death.get("reason")
+    )
+    queue = _text(headers.get("x-dead-queue")) or _text(
+        headers.get("x-first-death-queue") or death.get("queue")
+    )
+    body = _body(message)
+    seen = headers.get("x-dead-at") or death.get("time") or message.timestamp
+    first_seen = _iso(seen) if seen else _text(body.get("sent_at"))
+    replayed = headers.get("x-replayed")
+    return DeadLetter(
+        id=message_id(message),
+        type=message.type or _text(body.get("type")) or routing_key(message) or "?",
+        queue=queue or "?",
+        routing_key=routing_key(message),
+        reason=reason or "?",
+        first_seen=first_seen,
+        replayed=replayed if isinstance(replayed, int) else 0,
+    )
+
+
+def replay_copy(message: AbstractIncomingMessage, previous: int) -> aio_pika.Message:
+    """The message as first published: same body and properties, the death headers dropped."""
+    headers = {
+        name: value
+        for name, value in (message.headers or {}).items()
+        if name not in DEATH_HEADERS and not name.startswith(DEATH_PREFIXES)
+    }
+    headers["x-replayed"] = previous + 1
+    return aio_pika.Message(
+        message.body,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        app_id=message.app_id,
+        headers=headers,
+    )
+
+
+# --- talking to the broker -------------------------------------------------------------------
+
+
+class DeadLetterQueue:
+    """One connection; messages taken with basic.get stay unacked until acked here or until
+    the channel closes, which puts them back: listing removes nothing."""
+
+    def __init__(self, url: str, prefix: str, *, timeout: float = 10.0) -> None:
+        self.url = url
+        self.topology = Topology(prefix)
+        self.timeout = timeout
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def __aenter__(self) -> DeadLetterQueue:
+        try:
+            self._connection = await aio_pika.connect(self.url, timeout=self.timeout)
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+            raise BrokerUnavailable(f"cannot reach the broker: {exc!r}") from exc
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _queue(self) -> AbstractQueue | None:
+        assert self._connection is not None
+        # A failed passive declare closes its channel: probe on a channel of its own.
+        probe = await self._connection.channel()
+        try:
+            await probe.get_queue(self.topology.dead_queue, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return None
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        assert self._channel is not None
+        return await self._channel.get_queue(self.topology.dead_queue, ensure=False)
+
+    async def take_all(self) -> list[AbstractIncomingMessage]:
+        """Every message now in the queue, oldest first, held unacked."""
+        queue = await self._queue()
+        if queue is None:
+            return []
+        taken: list[AbstractIncomingMessage] = []
+        while True:
+            message = await queue.get(no_ack=False, fail=False, timeout=self.timeout)
+            if message is None:
+                return taken
+            taken.append(message)
+
+    async def replay(self, message: AbstractIncomingMessage) -> str | None:
+        """Republish, confirmed, then ack; None when done, else why not (left in place)."""
+        assert self._channel is not None
+        key = routing_key(message)
+        if not key:
+            return "no routing key to replay it under"
+        bus = await self._channel.get_exchange(self.topology.bus, ensure=False)
+        copy = replay_copy(message, describe(message).replayed)
+        try:
+            confirm = await bus.publish(copy, key, mandatory=True, timeout=self.timeout)
+        except aio_pika.exceptions.DeliveryError as exc:
+            return f"not routable under {key!r}: {exc}"
+        except (TimeoutError, aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            raise BrokerUnavailable(f"replay of {message_id(message)} not confirmed") from exc
+        if not isinstance(confirm, Basic.Ack):
+            return f"the broker refused it ({confirm!r})"
+        await message.ack()
+        return None
+
+
+async def list_dead_letters(url: str, prefix: str) -> list[DeadLetter]:
+    async with DeadLetterQueue(url, prefix) as dlq:
+        return [describe(message) for message in await dlq.take_all()]
+
+
+async def replay_dead_letters(url: str, prefix: str, ids: Iterable[str] | None) -> ReplayReport:
+    """Replays the dead letters with these ids (every one of them when `ids` is None)."""
+    report = ReplayReport()
+    wanted = None if ids is None else list(dict.fromkeys(ids))
+    async with DeadLetterQueue(url, prefix) as dlq:
+        messages = await dlq.take_all()
+        chosen = [m for m in messages if wanted is None or message_id(m) in wanted]
+        found = {message_id(m) for m in chosen}
+        report.unknown = [i for i in wanted or () if i not in found]
+        for message in chosen:
+            problem = await dlq.replay(message)
+            if problem is None:
+                report.replayed.append(message_id(message))
+            else:
+                report.failed[message_id(message)] = problem
+    return report
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gistsync.deadletters",
+        description="List the dead letters of AMQP_PREFIX on AMQP_URL, or replay them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="show every dead letter; removes nothing")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = commands.add_parser("replay", help="publish dead letters again, then remove them")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="ids", action="append", metavar="ID", help="repeatable")
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    return parser
+
+
+def _table(letters: Sequence[DeadLetter], out: TextIO) -> None:
+    columns = ("ID", "TYPE", "QUEUE", "FIRST SEEN", "REASON")
+    rows = [(d.id, d.type, d.queue, d.first_seen or "-", d.reason) for d in letters]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns[:-1])]
+    for row in (columns, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]), file=out)
+
+
+async def _run(args: argparse.Namespace, url: str, prefix: str, out: TextIO, err: TextIO) -> int:
+    if args.command == "list":
+        letters = await list_dead_letters(url, prefix)
+        if args.json:
+            for letter in letters:
+                print(json.dumps(asdict(letter)), file=out)
+        else:
+            _table(letters, out)
+            print(f"{len(letters)} dead letter(s) in {prefix}.dead_letters", file=err)
+        return EXIT_OK
+    report = await replay_dead_letters(url, prefix, None if args.all else args.ids)
+    for replayed in report.replayed:
+        print(f"replayed {replayed}", file=out)
+    for unknown in report.unknown:
+        print(f"no dead letter with id {unknown}", file=err)
+    for failed, why in report.failed.items():
+        print(f"not replayed {failed}: {why}", file=err)
+    return report.exit_code
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    # The client libraries would print their own copy of every connection error.
+    logging.getLogger().addHandler(logging.NullHandler())
+    args = _parser().parse_args(argv)
+    settings = load(CommonSettings)
+    try:
+        return asyncio.run(
+            _run(args, settings.amqp_url.get_secret_value(), settings.amqp_prefix, out, err)
+        )
+    except BrokerUnavailable as exc:
+        print(f"gistsync.deadletters: {exc}", file=err)
+        return EXIT_BROKER
+    except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+        # The connection went away midway: whatever was not acked stays dead-lettered.
+        print(f"gistsync.deadletters: lost the broker: {exc!r}", file=err)
+        return EXIT_BROKER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

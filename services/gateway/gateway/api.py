@@ -1,0 +1,217 @@
+"""The JSON API under /api, for programs. Described by `openapi.py`; failures are RFC 9457
+problems. Commands are applied asynchronously by the other services, so a change is
+answered 202 Accepted: it shows in the reads within moments, not necessarily at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway import upstream
+from gateway.context import SETTINGS
+from gateway.problems import Problem
+from gistsync.contracts import GistId, GistView, Login, TrackedUser, check_login
+
+JSON = "application/json"
+MAX_GIST_IDS = 1000
+STATES = ("unseen", "all")
+
+
+class Body(BaseModel):
+    # Strict: `"all": 1` or `"login": 7` are mistakes to report, not values to coerce.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TrackRequest(Body):
+    login: Login
+
+
+class SeenRequest(Body):
+    all: bool | None = None
+    gist_ids: Annotated[list[GistId], Field(min_length=1, max_length=MAX_GIST_IDS)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SeenRequest:
+        # By what was sent, not by value: `{"all": null, "gist_ids": [...]}` is a mistake too.
+        if self.model_fields_set == {"all"} and self.all is True:
+            return self
+        if self.model_fields_set == {"gist_ids"} and self.gist_ids is not None:
+            return self
+        raise ValueError('give either "all": true or "gist_ids": [ids], not both')
+
+
+B = TypeVar("B", bound=Body)
+
+
+def _message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def invalid_body(exc: ValidationError) -> Problem:
+    errors = [
+        {
+            "location": ".".join(["body", *(str(part) for part in e["loc"])]),
+            "message": _message(e),
+        }
+        for e in exc.errors()[:20]
+    ]
+    first = errors[0]
+    return Problem(
+        422, f"{first['location']}: {first['message']}", kind="invalid-body", errors=errors
+    )
+
+
+async def read_body(request: web.Request, model: type[B]) -> B:
+    """The JSON object body as `model`: 415 not JSON, 413 too large, 408 too slow,
+    400 malformed, 422 not what the operation takes."""
+    settings = request.app[SETTINGS]
+    if request.content_type != JSON:
+        raise Problem(
+            415, f"Send the body as JSON, with Content-Type: {JSON}.", kind="unsupported-media-type"
+        )
+    if (request.content_length or 0) > settings.gateway_max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=settings.gateway_max_body_bytes, actual_size=request.content_length or 0
+        )
+    try:
+        async with asyncio.timeout(settings.gateway_body_timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        detail = f"The body is not valid JSON: {exc}" if isinstance(exc, ValueError) else ""
+        detail = detail or "The body is nested too deeply."
+        raise Problem(400, detail, kind="malformed-json") from None
+    if not isinstance(data, dict):
+        raise Problem(422, "body: must be a JSON object", kind="invalid-body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
+def login_in_path(request: web.Request) -> str:
+    raw = request.match_info["login"]
+    try:
+        return check_login(raw)
+    except ValueError as exc:
+        raise Problem(
+            400, f"{raw[:80]!r} is not a GitHub login: {exc}.", kind="invalid-login"
+        ) from None
+
+
+def state_in_query(request: web.Request) -> str:
+    values = request.query.getall("state", [])
+    if not values:
+        return "unseen"
+    if len(values) > 1 or values[0] not in STATES:
+        raise Problem(400, 'state is "unseen" (the default) or "all".', kind="invalid-parameter")
+    return values[0]
+
+
+def not_tracked(login: str) -> Problem:
+    return Problem(404, f"{login} is not tracked.", kind="not-tracked")
+
+
+def user_json(user: TrackedUser) -> dict[str, Any]:
+    return {"login": user.login, "unseen": user.unseen}
+
+
+def gist_json(gist: GistView) -> dict[str, Any]:
+    return gist.model_dump(mode="json")
+
+
+def answer(body: dict[str, Any], status: int = 200, **headers: str) -> web.Response:
+    return web.json_response(body, status=status, headers=headers or None)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    users = await upstream.tracked_users(request)
+    return answer({"users": [user_json(u) for u in users]})
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_body(request, TrackRequest)
+    result = await upstream.track(request, body.login)
+    match result.outcome:
+        case upstream.Tracking.NO_SUCH_USER:
+            raise Problem(
+                404,
+                f"There is no GitHub user {body.login}; nothing was added.",
+                kind="no-such-github-user",
+            )
+        case upstream.Tracking.ALREADY:
+            raise Problem(
+                409,
+                f"{result.login} is already tracked; nothing changed.",
+                kind="already-tracked",
+                login=result.login,
+            )
+    location = f"/api/users/{result.login}"
+    return answer({"login": result.login, "state": "tracking"}, 202, Location=location)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    login = login_in_path(request)
+    user = await upstream.find_tracked(request, login)
+    if user is None:
+        raise not_tracked(login)
+    return answer(user_json(user))
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    login = login_in_path(request)
+    canonical = await upstream.untrack(request, login)
+    if canonical is None:
+        raise not_tracked(login)
+    return answer({"login": canonical, "state": "untracking"}, 202)
+
+
+async def list_gists(request: web.Request) -> web.Response:
+    login = login_in_path(request)
+    state = state_in_query(request)
+    reply = await upstream.gists(request, login, include_seen=state == "all")
+    if not reply.tracked or reply.login is None:
+        raise not_tracked(login)
+    shown = reply.gists if state == "all" else upstream.unseen(reply)
+    return answer({"login": reply.login, "state": state, "gists": [gist_json(g) for g in shown]})
+
+
+async def mark_seen(request: web.Request) -> web.Response:
+    login = login_in_path(request)
+    body = await read_body(request, SeenRequest)
+    ids = tuple(body.gist_ids) if body.gist_ids is not None else None
+    result = await upstream.mark_seen(request, login, ids)
+    if not result.tracked:
+        raise not_tracked(login)
+    if result.unknown:
+        listed = ", ".join(result.unknown[:5]) + (", ..." if len(result.unknown) > 5 else "")
+        raise Problem(
+            404,
+            f"Not gists of {result.login}: {listed}; nothing was marked.",
+            kind="unknown-gists",
+            unknown=list(result.unknown),
+        )
+    return answer({"login": result.login, "gist_ids": list(result.marked)}, 202)
+
+
+async def sync(request: web.Request) -> web.Response:
+    await upstream.poll_now(request)
+    return answer({"state": "polling"}, 202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/users", list_users)
+    app.router.add_post("/api/users", create_user)
+    app.router.add_get("/api/users/{login}", get_user)
+    app.router.add_delete("/api/users/{login}", delete_user)
+    app.router.add_get("/api/users/{login}/gists", list_gists)
+    app.router.add_post("/api/users/{login}/gists/seen", mark_seen)
+    app.router.add_post("/api/sync", sync)
