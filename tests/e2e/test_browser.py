@@ -13,8 +13,9 @@ import pytest
 
 from sandbox.launch import Suite
 from tests.e2e.conftest import url
-from tests.e2e.test_demo import activities_of, deal_of, new_gist, pipedrive, wait_for
+from tests.e2e.test_demo import activities_of, deal_of, new_gist, pipedrive
 from tests.gateway.browser import chromium
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'

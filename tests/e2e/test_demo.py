@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,20 +11,10 @@ import pytest
 
 from sandbox.launch import Suite
 from tests.e2e.conftest import POLL_INTERVAL, url
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 Json = dict[str, Any]
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def pipedrive(suite: Suite) -> Json:

@@ -3,8 +3,6 @@ that answer over RabbitMQ like the real ones."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +22,6 @@ Answer = Callable[[AnyMessage], Message | None]
 Client = TestClient[web.Request, web.Application]
 StartGateway = Callable[..., Awaitable[Client]]
 API_KEY = "test-api-key-0123456789"
-
-
-async def eventually(check: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until `check()` is truthy: commands reach the peers asynchronously."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -14,8 +14,9 @@ from gateway import upstream
 from gateway.context import BROKER
 from gistsync.contracts import AnyMessage, MarkGistsSeen, TrackedUsersReply, UntrackUser
 from gistsync.errors import PublishError
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway, eventually
+from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
 from tests.gateway.fakes import World, gist
+from tests.waiting import eventually
 
 PROBLEM = "application/problem+json"
 

@@ -23,7 +23,8 @@ from gistsync.contracts import (
     UserExistsQuery,
     UserExistsReply,
 )
-from tests.gateway.conftest import API_KEY, Peers, StartGateway, eventually
+from tests.gateway.conftest import API_KEY, Peers, StartGateway
+from tests.waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 XSS = '<script>alert("x")</script>'

@@ -10,8 +10,9 @@ import pytest
 from aiohttp import ClientResponse
 
 from gistsync.contracts import AnyMessage, PollNow, UntrackUser
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway, eventually
+from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
 from tests.gateway.fakes import XSS, World, gist
+from tests.waiting import eventually
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

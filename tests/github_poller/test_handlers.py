@@ -20,7 +20,8 @@ from gistsync.contracts import (
 )
 from gistsync.errors import RemoteError
 from github_poller.__main__ import lifespan
-from tests.github_poller.conftest import World, eventually, status
+from tests.github_poller.conftest import World, status
+from tests.waiting import eventually
 
 
 async def test_user_exists_answers_with_githubs_spelling(world: World) -> None:

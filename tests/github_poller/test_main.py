@@ -14,7 +14,8 @@ import httpx
 
 from gistsync.contracts import UserExistsQuery, UserExistsReply
 from tests.conftest import free_port
-from tests.github_poller.conftest import TOKEN, World, eventually, status
+from tests.github_poller.conftest import TOKEN, World, status
+from tests.waiting import eventually
 
 
 async def test_python_m_runs_the_service_from_the_environment(world: World, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from tests.monitor.monitoring import (
     dashboard_queries,
     load_yaml,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +46,6 @@ RABBITMQ_METRICS_PORT = 15692
 NO_DATA_EXPECTED: dict[str, str] = {}
 
 T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:g} s")
-        time.sleep(0.2)
 
 
 @dataclass

@@ -6,8 +6,7 @@ dead-lettered), read from the consumer metrics, so tests assert on a settled sta
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from pipedrive_writer.pipedrive import PipedriveClient
 from pipedrive_writer.settings import Settings
 from sandbox import Sandbox, run_sandbox
 from tests.conftest import BrokerFactory, free_port
+from tests.waiting import eventually
 
 OUTCOMES = ("ok", "retried", "dead_lettered", "error_reply", "unacked")
 FAST: dict[str, Any] = {
@@ -46,14 +46,6 @@ def consumed(queue: str = "pipedrive_writer") -> float:
         or 0.0
         for outcome in OUTCOMES
     )
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 from prometheus_client import Gauge
 
+from gistsync.broker import Retry
 from gistsync.errors import PermanentError, TransientError
 from pipedrive_writer import metrics
 from pipedrive_writer.limiter import Limiter
@@ -92,16 +92,13 @@ class PipedriveNotFound(PipedriveRejected):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Retry):
+    """Retries inside one call: fewer and shorter than the broker's around a whole message."""
+
     max_attempts: int = 4
-    base_seconds: float = 0.5
     max_seconds: float = 8.0
     # A 429 that asks for more than this (the daily budget is spent) fails at once.
     max_rate_limit_wait: float = 60.0
-
-    def backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -230,7 +227,7 @@ class PipedriveClient:
                 if response.status_code == 429:
                     continue  # the limiter now holds every request back as long as asked
             if attempt < self.retry.max_attempts:
-                await self._sleep(self.retry.backoff(attempt))
+                await self._sleep(self.retry.delay(attempt))
         raise PipedriveUnavailable(
             f"{op.id} failed after {self.retry.max_attempts} attempts: {last}"
         )
@@ -276,7 +273,7 @@ class PipedriveClient:
     def _rate_limited(self, op: Operation, response: httpx.Response) -> None:
         wait = rate_limit_wait(response)
         if wait is None:
-            wait = self.retry.backoff(1)
+            wait = self.retry.delay(1)
         if wait > self.retry.max_rate_limit_wait:
             raise PipedriveUnavailable(
                 f"{op.id}: Pipedrive's rate limit asks for {wait:.0f} s; trying later"
