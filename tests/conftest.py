@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 
-from gistsync.broker import ROUTES, Broker, Topology
+from gistsync.broker import Broker, Topology
 
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -69,9 +69,9 @@ async def delete_topology(amqp_url: str, prefix: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in [top.queue(name) for name in ROUTES] + [top.dead_queue]:
+        for queue in top.queue_names():
             await channel.queue_delete(queue)
-        for exchange in (top.bus, top.dead_exchange):
+        for exchange in top.exchange_names():
             await channel.exchange_delete(exchange)
 
 

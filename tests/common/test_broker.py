@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -22,7 +25,7 @@ from gistsync.contracts import (
     UserExistsReply,
 )
 from gistsync.errors import PermanentError, PublishError, RemoteError, RequestTimeout
-from tests.conftest import BrokerFactory
+from tests.conftest import BrokerFactory, free_port
 
 FAST = Retry(max_attempts=3, base_seconds=0.01, max_seconds=0.02)
 
@@ -136,6 +139,8 @@ async def test_permanent_error_is_dead_lettered_at_once(brokers: BrokerFactory) 
     assert attempts == 1
     assert dead.headers["x-dead-reason"] == "Pipedrive said 400: title is required"
     assert dead.headers["x-dead-queue"] == broker.topology.queue("pipedrive_writer")
+    dead_at = datetime.fromisoformat(str(dead.headers["x-dead-at"]))
+    assert abs((datetime.now(UTC) - dead_at).total_seconds()) < 60
 
 
 @pytest.mark.parametrize(
@@ -236,3 +241,76 @@ def test_every_command_event_and_query_has_exactly_one_queue() -> None:
     routed = [kind for kinds in ROUTES.values() for kind in kinds]
     sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")}
     assert sorted(routed) == sorted(sendable)
+
+
+async def test_an_expired_request_is_dropped_not_dead_lettered(brokers: BrokerFactory) -> None:
+    client = brokers("gateway")
+    await client.connect()
+    with pytest.raises(RequestTimeout):
+        await client.request(TrackedUsersQuery(), timeout=0.2)
+    await asyncio.sleep(0.3)  # past the request's expiration: the broker drops it now
+    assert await dead_letters(client, 1, timeout=0.5) == []
+
+
+async def test_a_queries_queue_declared_by_an_older_version_is_replaced(
+    brokers: BrokerFactory, amqp_url: str, prefix: str
+) -> None:
+    # Earlier versions gave the request queues a dead-letter exchange; arguments of a
+    # queue cannot change, so connecting must replace it rather than fail.
+    old = f"{prefix}.pipedrive_writer.queries"
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(
+            old,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": f"{prefix}.dead",
+                "x-delivery-limit": 20,
+            },
+        )
+    server, client = brokers("writer"), brokers("gateway")
+    await server.connect()
+    await client.connect()
+
+    async def answer(message: AnyMessage) -> Message | None:
+        return PollReport(users=1, new_gists=0)
+
+    await server.consume("pipedrive_writer.queries", answer, retry=None)
+    reply = await client.request(TrackedUsersQuery(), timeout=5)
+    assert isinstance(reply, PollReport)
+
+
+async def test_connect_waits_for_a_broker_that_comes_up_late(amqp_url: str, prefix: str) -> None:
+    # A port that nothing listens on yet, forwarded to the real broker a moment later.
+    port = free_port()
+    target = urlsplit(amqp_url)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port or 5672)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    broker = Broker(
+        amqp_url.replace(f"{target.hostname}:{target.port or 5672}", f"127.0.0.1:{port}"),
+        prefix=prefix,
+        service="late",
+    )
+    connecting = asyncio.create_task(broker.connect(retry_for=10))
+    await asyncio.sleep(1.2)
+    assert not connecting.done()
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        await asyncio.wait_for(connecting, 10)
+        assert broker.ready
+        await broker.publish(PollNow())
+    finally:
+        await broker.close(grace=1)
+        server.close()

@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -60,6 +62,29 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "github_poller": ("event.user_tracked", "event.user_untracked"),
     "github_poller.queries": ("query.user_exists", "command.poll_now"),
 }
+
+
+def is_query_queue(name: str) -> bool:
+    """Queues of requests that someone waits for; they are answered, never retried."""
+    return name.endswith(".queries")
+
+
+async def _replace_if_declared_differently(
+    connection: AbstractRobustConnection, name: str, arguments: dict[str, Any]
+) -> None:
+    """Delete `name` if it exists with other arguments than `arguments`.
+
+    Tried on a throwaway channel, since the broker closes the channel that declares a
+    queue inequivalently."""
+    try:
+        async with connection.channel() as probe:
+            await probe.declare_queue(name, durable=True, arguments=arguments)
+    except aiormq.exceptions.ChannelPreconditionFailed:
+        log.warning("replacing a queue declared with other arguments", extra={"queue": name})
+        async with connection.channel() as channel:
+            await channel.queue_delete(name)
+
+
 # A message requeued this often (by crashes, not by us) is dead-lettered by the broker.
 DELIVERY_LIMIT = 20
 
@@ -119,6 +144,13 @@ class Topology:
             raise KeyError(f"no queue {name!r} in the topology")
         return f"{self.prefix}.{name}"
 
+    def queue_names(self) -> list[str]:
+        """Every durable queue of the topology, dead letters included (to delete it whole)."""
+        return [self.queue(name) for name in ROUTES] + [self.dead_queue]
+
+    def exchange_names(self) -> list[str]:
+        return [self.bus, self.dead_exchange]
+
 
 class Broker:
     def __init__(
@@ -149,31 +181,37 @@ class Broker:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def connect(self, *, retry_for: float = 60.0) -> None:
-        """Connect and declare the topology, retrying while the broker is not there yet."""
+        """Connect and declare the topology, retrying while the broker is not there yet
+        (or goes away again halfway through: a cut during start-up must not kill us)."""
         deadline = time.monotonic() + retry_for
         delay = 0.5
         while True:
+            connection: AbstractRobustConnection | None = None
             try:
-                self._connection = await aio_pika.connect_robust(
+                connection = await aio_pika.connect_robust(
                     self.url, client_properties={"connection_name": self.service}, timeout=10
                 )
+                self._channel = await connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+                await self._channel.set_qos(prefetch_count=self.prefetch)
+                await self._declare(connection)
                 break
-            except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
+            except (TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError) as exc:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("broker not reachable, retrying", extra={"error": str(exc)})
+                log.warning("broker not reachable, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self._connection.close_callbacks.add(lambda *_: CONNECTED.set(0))
-        self._connection.reconnect_callbacks.add(lambda *_: CONNECTED.set(1))
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        await self._channel.set_qos(prefetch_count=self.prefetch)
-        await self._declare()
+        self._connection = connection
+        connection.close_callbacks.add(lambda *_: CONNECTED.set(0))
+        connection.reconnect_callbacks.add(lambda *_: CONNECTED.set(1))
         CONNECTED.set(1)
 
-    async def _declare(self) -> None:
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
         assert self._channel is not None
         top = self.topology
         self._bus = await self._channel.declare_exchange(
@@ -187,14 +225,19 @@ class Broker:
         )
         await dead_queue.bind(self._dead)
         for name, types in ROUTES.items():
+            arguments: dict[str, Any] = {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+            }
+            if is_query_queue(name):
+                # Requests expire when their requester stops waiting; an expired request
+                # is not a failure to keep. Older versions declared these with a DLX, and
+                # arguments cannot change: such a queue (requests only) is replaced.
+                await _replace_if_declared_differently(connection, top.queue(name), arguments)
+            else:
+                arguments["x-dead-letter-exchange"] = top.dead_exchange
             queue = await self._channel.declare_queue(
-                top.queue(name),
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-dead-letter-exchange": top.dead_exchange,
-                    "x-delivery-limit": DELIVERY_LIMIT,
-                },
+                top.queue(name), durable=True, arguments=arguments
             )
             for message_type in types:
                 await queue.bind(self._bus, routing_key=message_type)
@@ -297,8 +340,30 @@ class Broker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-        tag = await amqp_queue.consume(on_message)
+        tag = await self._start_consuming(amqp_queue, on_message)
         self._consumers.append((amqp_queue, tag))
+
+    async def _start_consuming(
+        self,
+        queue: AbstractQueue,
+        on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
+        *,
+        retry_for: float = 60.0,
+    ) -> str:
+        """`basic.consume`, waiting out a connection that drops between connect and now
+        (the robust connection comes back by itself and then restores this consumer)."""
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                return await queue.consume(on_message)
+            except (TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("consume failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                if self._connection is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self._connection.connected.wait(), 10)
 
     async def _handle(
         self,
@@ -413,6 +478,7 @@ class Broker:
                 "x-dead-queue": self.topology.queue(queue),
                 "x-dead-routing-key": incoming.routing_key or "",
                 "x-dead-service": self.service,
+                "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
         copy = aio_pika.Message(
