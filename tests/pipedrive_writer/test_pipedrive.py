@@ -96,6 +96,28 @@ async def test_429_waits_as_told_then_succeeds(sb: Sandbox) -> None:
     assert requests(sb) == {"GET /organizations/search": {"429": 1, "200": 1}}
 
 
+async def test_a_burst_of_429s_is_waited_out_not_counted_as_failed_attempts(sb: Sandbox) -> None:
+    # More 429s than attempts: each one says when to come back, so none is a failure.
+    sb.pipedrive.patch_config({"faults": {"rate_limit_burst": 3}})
+    pd = client(sb, retry=RetryPolicy(max_attempts=1, max_rate_limit_wait=10))
+    try:
+        assert await pd.search_organizations("GITHUB_GISTS") == []
+    finally:
+        await pd.aclose()
+    assert requests(sb) == {"GET /organizations/search": {"429": 3, "200": 1}}
+
+
+async def test_429_waits_are_bounded_by_their_total(sb: Sandbox) -> None:
+    sb.pipedrive.patch_config({"faults": {"rate_limit_burst": 5}})
+    pd = client(sb, retry=RetryPolicy(max_attempts=4, max_rate_limit_wait=1.5))
+    try:
+        with pytest.raises(PipedriveUnavailable, match="1 s more after 1 s"):
+            await pd.search_organizations("GITHUB_GISTS")
+    finally:
+        await pd.aclose()
+    assert requests(sb) == {"GET /organizations/search": {"429": 2}}
+
+
 async def test_a_spent_daily_budget_fails_at_once_instead_of_waiting_hours(sb: Sandbox) -> None:
     sb.pipedrive.patch_config({"limits": {"daily_budget": 5}})
     # The simulator asks to wait until midnight: whole seconds, so at least 1.

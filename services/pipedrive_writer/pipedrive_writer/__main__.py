@@ -89,7 +89,9 @@ async def lifespan(
         )
         await broker.consume(SERVICE, writer.handle, retry=retry)
         await broker.consume(f"{SERVICE}.queries", writer.handle, retry=None)
-        refresher = asyncio.create_task(writer.refresh_forever(settings.refresh_interval_seconds))
+        if settings.refresh_interval_seconds:
+            interval = settings.refresh_interval_seconds
+            refresher = asyncio.create_task(writer.refresh_forever(interval))
         yield writer
     finally:
         if refresher is not None:

@@ -4,6 +4,7 @@ Every request first waits for the client-side burst limiter. Failures are sorted
 caller can do about them:
 
 - 429: wait as told (`Retry-After`, else `x-ratelimit-reset`), pausing every request, retry.
+  Not a failed attempt: the waits of one call are bounded by their total instead.
 - 5xx, timeouts, lost connections: retried with jittered exponential backoff, a few times,
   then `PipedriveUnavailable` (a `TransientError`: the message is retried later).
   A create (POST) is never resent when Pipedrive may have received it: there are no
@@ -214,7 +215,9 @@ class PipedriveClient:
         op = OPERATIONS[operation]
         url = self.base_url + op.path.format(**(path or {}))
         last = "no attempt made"
-        for attempt in range(1, self.retry.max_attempts + 1):
+        attempt = 0
+        told_to_wait = 0.0
+        while True:
             metrics.LIMITER_WAIT.inc(await self.limiter.acquire(search=op.search))
             try:
                 response = await self._send(op, url, params, json)
@@ -223,21 +226,20 @@ class PipedriveClient:
             else:
                 if response.status_code < 400:
                     return self._body(op, response)
-                last = self._failed(op, response)
                 if response.status_code == 429:
-                    continue  # the limiter now holds every request back as long as asked
-            if attempt < self.retry.max_attempts:
-                await self._sleep(self.retry.delay(attempt))
-        raise PipedriveUnavailable(
-            f"{op.id} failed after {self.retry.max_attempts} attempts: {last}"
-        )
+                    # Not a failed attempt: Pipedrive said when to come back, and the
+                    # limiter now holds every request back that long. Bounded by time.
+                    told_to_wait += self._rate_limited(op, response, told_to_wait)
+                    continue
+                last = self._failed(op, response)
+            attempt += 1
+            if attempt >= self.retry.max_attempts:
+                raise PipedriveUnavailable(f"{op.id} failed after {attempt} attempts: {last}")
+            await self._sleep(self.retry.delay(attempt))
 
     def _failed(self, op: Operation, response: httpx.Response) -> str:
         """Raise what cannot be retried; else say what went wrong, for the final error."""
         status = response.status_code
-        if status == 429:
-            self._rate_limited(op, response)
-            return "429 Too Many Requests"
         if status < 500:
             kind = PipedriveNotFound if status == 404 else PipedriveRejected
             raise kind(op.id, status, _error_text(response))
@@ -270,15 +272,19 @@ class PipedriveClient:
         _gauge(response.headers.get("x-daily-requests-left"), metrics.DAILY_REQUESTS_LEFT)
         return response
 
-    def _rate_limited(self, op: Operation, response: httpx.Response) -> None:
+    def _rate_limited(self, op: Operation, response: httpx.Response, waited: float) -> float:
+        """Pause the limiter as a 429 asks; how long. Fails once the waits of this one
+        call would pass `max_rate_limit_wait` (a spent daily budget asks for hours)."""
         wait = rate_limit_wait(response)
         if wait is None:
             wait = self.retry.delay(1)
-        if wait > self.retry.max_rate_limit_wait:
+        if waited + wait > self.retry.max_rate_limit_wait:
             raise PipedriveUnavailable(
-                f"{op.id}: Pipedrive's rate limit asks for {wait:.0f} s; trying later"
+                f"{op.id}: Pipedrive's rate limit asks for {wait:.0f} s more "
+                f"after {waited:.0f} s; trying later"
             )
         self.limiter.pause(wait)
+        return wait
 
     def _body(self, op: Operation, response: httpx.Response) -> Record:
         try:

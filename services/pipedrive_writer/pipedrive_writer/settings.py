@@ -19,5 +19,7 @@ class Settings(WriterSettings):
     # A 429 asking for a longer wait than this (a spent daily budget) fails the request now.
     pipedrive_max_rate_limit_wait_seconds: float = Field(60.0, gt=0)
     pipedrive_page_limit: int = Field(500, ge=1, le=500)
-    # Re-read everything this often, to notice changes made by hand in Pipedrive.
-    refresh_interval_seconds: float = Field(3600.0, gt=0)
+    # Re-read everything this often, to notice changes made by hand in Pipedrive. Off (0) by
+    # default: an idle hour should cost nothing, and a write to a record deleted by hand
+    # (404) re-reads that user anyway.
+    refresh_interval_seconds: float = Field(0.0, ge=0)
