@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -291,3 +292,23 @@ async def test_control_requests_are_not_counted_or_limited(
         assert (await pd_control.get("/state")).status_code == 200
     assert (await gh_control.get("/stats")).json()["total"] == 0
     assert (await pd_control.get("/stats")).json()["total"] == 0
+
+
+async def test_polls_per_user_with_the_longest_gap(
+    sandbox: Sandbox, gh: httpx.AsyncClient, gh_control: httpx.AsyncClient
+) -> None:
+    sandbox.github.add_gists_bulk("alice", 120)  # two pages: only page 1 counts as a poll
+    sandbox.github.add_user("bob")
+    await gh.get("/users/alice/gists")
+    await gh.get("/users/alice/gists", params={"page": 2})
+    await asyncio.sleep(0.2)
+    await gh.get("/users/Alice/gists")
+    await gh.get("/users/bob/gists")
+    polls = (await gh_control.get("/stats/polls")).json()
+    assert sorted(polls) == ["alice", "bob"]
+    assert (polls["alice"]["count"], polls["bob"]["count"]) == (2, 1)
+    assert 0.2 <= polls["alice"]["longest_gap"] < 1.0
+    assert polls["alice"]["last"] - polls["alice"]["first"] == polls["alice"]["longest_gap"]
+    assert polls["bob"]["longest_gap"] == 0.0
+    assert (await gh_control.post("/reset")).status_code == 204
+    assert (await gh_control.get("/stats/polls")).json() == {}

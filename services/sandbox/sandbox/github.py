@@ -158,6 +158,8 @@ async def _list_gists(request: web.Request) -> web.StreamResponse:
     query = request.query
     per_page = min(_positive_int(query.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
     page = _positive_int(query.get("page"), 1)
+    if page == 1:
+        sim.polled(user.login, time.time())
     gists = sim.public_gists(user.login)
     if "since" in query:
         since = parse_iso8601(query["since"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -118,7 +119,12 @@ def add_github_control_routes(app: web.Application, sim: GitHubState) -> None:
         gists = [gist_json(request, g) for g in sim.gists]
         return json_response({"users": users, "gists": gists})
 
+    async def polls(_: web.Request) -> web.Response:
+        """Per user: polls seen, the first and last (epoch seconds), the longest gap."""
+        return json_response({login: asdict(p) for login, p in sorted(sim.polls.items())})
+
     app.router.add_get("/_sandbox/state", state)
+    app.router.add_get("/_sandbox/stats/polls", polls)
     app.router.add_post("/_sandbox/users", create_user)
     app.router.add_delete("/_sandbox/users/{login}", delete_user)
     app.router.add_post("/_sandbox/users/{login}/gists", create_gist)

@@ -58,6 +58,16 @@ class _Windows:
     in_flight: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass
+class Polls:
+    """When one user's gists were listed (`time.time()` seconds)."""
+
+    first: float
+    last: float
+    count: int = 0
+    longest_gap: float = 0.0
+
+
 class GitHubState(SimulatorState[GitHubConfig]):
     def __init__(self, config: GitHubConfig | None = None, *, clock: Clock = utcnow) -> None:
         super().__init__(config or GitHubConfig())
@@ -69,6 +79,14 @@ class GitHubState(SimulatorState[GitHubConfig]):
         self.windows = _Windows()
         self._next_user_id = FIRST_USER_ID
         self._next_seq = 0
+        self.polls: dict[str, Polls] = {}
+
+    def polled(self, login: str, now: float) -> None:
+        """A user's gists were listed (page 1): how often, and the longest wait between."""
+        polls = self.polls.setdefault(login.lower(), Polls(first=now, last=now))
+        polls.longest_gap = max(polls.longest_gap, now - polls.last)
+        polls.last = now
+        polls.count += 1
 
     # -- data -------------------------------------------------------------------------------
 
@@ -188,6 +206,7 @@ class GitHubState(SimulatorState[GitHubConfig]):
         self.windows = _Windows(in_flight=in_flight)
         self._next_user_id = FIRST_USER_ID
         self._next_seq = 0
+        self.polls.clear()
 
     def fault_response(self, fault: Fault) -> web.Response:
         return github_errors.fault_response(fault, self.config.faults.error_status)

@@ -59,8 +59,8 @@ class Suite:
     log_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
 
-    def ready_url(self, name: str) -> str:
-        env = self.env
+    def ready_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        env = env or self.env
         port = {
             "sandbox": env.get("SANDBOX_GITHUB_PORT", "9001"),
             "gateway": env.get("GATEWAY_PORT", "8080"),
@@ -70,16 +70,28 @@ class Suite:
         path = "/_sandbox/config" if name == "sandbox" else "/readyz"
         return f"http://127.0.0.1:{port}{path}"
 
-    def start(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> Process:
+    def start(
+        self,
+        name: str,
+        *,
+        wait: bool = True,
+        timeout: float = 60.0,
+        replica: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Process:
+        """Start `python -m name`. A `replica` of a service runs beside the others under
+        its own key (`name@replica`) and log, with `env` (its ports) over the suite's."""
+        key = name if replica is None else f"{name}@{replica}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
+        log = self.log_dir / f"{key}.log"
+        environment = {**self.env, **(env or {})}
         out: IO[bytes] = log.open("ab")
         popen = subprocess.Popen(
-            [sys.executable, "-m", name], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", name], env=environment, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
-        process = Process(name, popen, log, self.ready_url(name))
-        self.processes[name] = process
+        process = Process(key, popen, log, self.ready_url(name, environment))
+        self.processes[key] = process
         if wait:
             self.wait_ready(process, timeout)
         return process
