@@ -64,8 +64,14 @@ def prefix(amqp_url: str) -> Iterator[str]:
     asyncio.run(delete_topology(amqp_url, name))
 
 
+# Few partitions in tests: each test makes (and deletes) its own quorum queues.
+PARTITIONS = 2
+# The most any test uses: deleting a queue that is not there is harmless.
+MOST_PARTITIONS = 8
+
+
 async def delete_topology(amqp_url: str, prefix: str) -> None:
-    top = Topology(prefix)
+    top = Topology(prefix, MOST_PARTITIONS)
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
@@ -84,6 +90,7 @@ async def brokers(amqp_url: str, prefix: str) -> AsyncIterator[BrokerFactory]:
     made: list[Broker] = []
 
     def make(service: str = "test", **kwargs: object) -> Broker:
+        kwargs.setdefault("partitions", PARTITIONS)
         broker = Broker(amqp_url, prefix=prefix, service=service, **kwargs)  # type: ignore[arg-type]
         made.append(broker)
         return broker

@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from gistsync.broker import ROUTES, Broker, Retry
+from gistsync.broker import BROADCAST_TYPES, PARTITIONED, ROUTES, Broker, Retry
 from gistsync.contracts import (
     MESSAGE_TYPES,
     AnyMessage,
@@ -69,7 +69,7 @@ async def test_published_command_reaches_its_queue_and_is_acked(brokers: BrokerF
         done.set()
         return None
 
-    await broker.consume("pipedrive_writer", handle, retry=FAST)
+    await broker.consume_partitions("pipedrive_writer", handle, retry=FAST)
     sent = TrackUser(login="octocat", correlation_id="req-1")
     await broker.publish(sent)
     await asyncio.wait_for(done.wait(), 5)
@@ -98,7 +98,7 @@ async def test_transient_failures_are_retried_then_succeed(brokers: BrokerFactor
         done.set()
         return None
 
-    await broker.consume("pipedrive_writer", flaky, retry=FAST)
+    await broker.consume_partitions("pipedrive_writer", flaky, retry=FAST)
     await broker.publish(TrackUser(login="octocat"))
     await asyncio.wait_for(done.wait(), 5)
     assert attempts == 3
@@ -115,7 +115,7 @@ async def test_retries_are_bounded_then_dead_lettered(brokers: BrokerFactory) ->
         attempts += 1
         raise TimeoutError("upstream down")
 
-    await broker.consume("pipedrive_writer", failing, retry=FAST)
+    await broker.consume_partitions("pipedrive_writer", failing, retry=FAST)
     await broker.publish(TrackUser(login="octocat"))
     [dead] = await dead_letters(broker, 1)
     assert attempts == FAST.max_attempts
@@ -133,12 +133,12 @@ async def test_permanent_error_is_dead_lettered_at_once(brokers: BrokerFactory) 
         attempts += 1
         raise PermanentError("Pipedrive said 400: title is required")
 
-    await broker.consume("pipedrive_writer", reject, retry=FAST)
+    await broker.consume_partitions("pipedrive_writer", reject, retry=FAST)
     await broker.publish(TrackUser(login="octocat"))
     [dead] = await dead_letters(broker, 1)
     assert attempts == 1
     assert dead.headers["x-dead-reason"] == "Pipedrive said 400: title is required"
-    assert dead.headers["x-dead-queue"] == broker.topology.queue("pipedrive_writer")
+    assert dead.headers["x-dead-queue"] == broker.topology.partition("pipedrive_writer", 0)
     dead_at = datetime.fromisoformat(str(dead.headers["x-dead-at"]))
     assert abs((datetime.now(UTC) - dead_at).total_seconds()) < 60
 
@@ -169,8 +169,8 @@ async def test_poison_messages_go_to_dead_letters_and_consuming_goes_on(
         handled.set()
         return None
 
-    await broker.consume("pipedrive_writer", handle, retry=FAST)
-    await raw_publish(broker, body, "command.track_user")
+    await broker.consume_partitions("pipedrive_writer", handle, retry=FAST)
+    await raw_publish(broker, body, "command.track_user.p0")
     [dead] = await dead_letters(broker, 1)
     assert reason in str(dead.headers["x-dead-reason"])
     assert dead.body == body
@@ -238,8 +238,10 @@ async def test_close_waits_for_in_flight_work(brokers: BrokerFactory) -> None:
 
 
 def test_every_command_event_and_query_has_exactly_one_queue() -> None:
-    routed = [kind for kinds in ROUTES.values() for kind in kinds]
-    sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")}
+    routed = [kind for kinds in (*ROUTES.values(), *PARTITIONED.values()) for kind in kinds]
+    # Broadcasts go to per-process queues; ticks to every partition queue.
+    unqueued = BROADCAST_TYPES | {"partition.tick"}
+    sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")} - unqueued
     assert sorted(routed) == sorted(sendable)
 
 

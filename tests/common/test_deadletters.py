@@ -92,7 +92,7 @@ async def dead_lettered(brokers: BrokerFactory, *messages: Message) -> tuple[Bro
     broker = brokers("pipedrive_writer")
     await broker.connect()
     handler = Refusing()
-    await broker.consume("pipedrive_writer", handler, retry=FAST)
+    await broker.consume_partitions("pipedrive_writer", handler, retry=FAST)
     for message in messages:
         await broker.publish(message)
     await settle(broker, broker.topology.dead_queue, len(messages))
@@ -102,7 +102,7 @@ async def dead_lettered(brokers: BrokerFactory, *messages: Message) -> tuple[Bro
 async def test_list_shows_each_dead_letter_and_removes_nothing(brokers: BrokerFactory) -> None:
     track = TrackUser(login="octocat")
     broker, _ = await dead_lettered(brokers, track)
-    await raw_publish(broker, b"{not json", "event.gist_discovered", message_id="poison-1")
+    await raw_publish(broker, b"{not json", "event.gist_discovered.p0", message_id="poison-1")
     await settle(broker, broker.topology.dead_queue, 2)
 
     run = await cli(broker, "list")
@@ -113,7 +113,7 @@ async def test_list_shows_each_dead_letter_and_removes_nothing(brokers: BrokerFa
     assert rows[0].split()[:3] == [
         track.message_id,
         "command.track_user",
-        broker.topology.queue("pipedrive_writer"),
+        broker.topology.partition("pipedrive_writer", 0),
     ]
     assert "cannot handle command.track_user yet" in rows[0]
     assert rows[1].startswith("poison-1 ")
@@ -122,7 +122,7 @@ async def test_list_shows_each_dead_letter_and_removes_nothing(brokers: BrokerFa
 
     listed = await list_dead_letters(broker.url, broker.topology.prefix)
     assert [d.id for d in listed] == [track.message_id, "poison-1"]
-    assert listed[0].routing_key == "command.track_user"
+    assert listed[0].routing_key == "command.track_user.p0"
     assert listed[0].first_seen  # the message's own sent_at at least
     assert listed[1].type == "event.gist_discovered"  # no type anywhere but its route
     await settle(broker, broker.topology.dead_queue, 2)  # still all there

@@ -23,6 +23,7 @@ def suite(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     env.update(
         AMQP_URL=amqp_url,
         AMQP_PREFIX=prefix,
+        PARTITIONS="2",
         POLL_INTERVAL_SECONDS=str(POLL_INTERVAL),
         GATEWAY_PORT=str(free_port()),
         GITHUB_POLLER_PORT=str(free_port()),

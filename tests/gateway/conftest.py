@@ -16,7 +16,7 @@ from gateway.limits import RateLimiter
 from gateway.settings import Settings
 from gistsync.broker import Broker, Retry
 from gistsync.contracts import AnyMessage, Message
-from tests.conftest import BrokerFactory
+from tests.conftest import PARTITIONS, BrokerFactory
 
 Answer = Callable[[AnyMessage], Message | None]
 Client = TestClient[web.Request, web.Application]
@@ -48,7 +48,7 @@ async def peers(brokers: BrokerFactory) -> Peers:
     fast = Retry(max_attempts=1)
     await broker.consume("github_poller.queries", peers.handle, retry=None)
     await broker.consume("pipedrive_writer.queries", peers.handle, retry=None)
-    await broker.consume("pipedrive_writer", peers.handle, retry=fast)
+    await broker.consume_partitions("pipedrive_writer", peers.handle, retry=fast)
     return peers
 
 
@@ -56,6 +56,7 @@ def gateway_settings(amqp_url: str, prefix: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "amqp_url": amqp_url,
         "amqp_prefix": prefix,
+        "partitions": PARTITIONS,
         "request_timeout_seconds": 1.0,
         "fetch_timeout_seconds": 1.0,
         "gateway_api_key": None,  # whatever the environment says

@@ -24,7 +24,7 @@ from gistsync.contracts import (
 from github_poller.github import GitHubClient
 from github_poller.settings import Settings
 from sandbox.testing import Sandbox, run_sandbox
-from tests.conftest import BrokerFactory, free_port
+from tests.conftest import PARTITIONS, BrokerFactory, free_port
 from tests.github_poller import contract
 
 TOKEN = "ghp_pollerTestToken0123456789abcdefABCDEF"
@@ -148,6 +148,7 @@ class World:
             "github_api_url": self.sandbox.github_url,
             "amqp_url": SecretStr(self.amqp_url),
             "amqp_prefix": self.prefix,
+            "partitions": PARTITIONS,
             "github_poller_host": "127.0.0.1",
             "github_poller_port": free_port(),
             "poll_interval_seconds": 3600.0,
@@ -163,7 +164,9 @@ class World:
         broker = self.brokers("pipedrive_writer")
         await broker.connect()
         await broker.consume("pipedrive_writer.queries", self.writer.on_query, retry=None)
-        await broker.consume("pipedrive_writer", self.writer.on_event, retry=Retry(3, 0.01, 0.02))
+        await broker.consume_partitions(
+            "pipedrive_writer", self.writer.on_event, retry=Retry(3, 0.01, 0.02)
+        )
 
     async def gateway(self) -> Broker:
         broker = self.brokers("gateway")

@@ -20,6 +20,7 @@ from gistsync.contracts import (
 )
 from gistsync.errors import RemoteError
 from github_poller.__main__ import lifespan
+from tests.conftest import PARTITIONS
 from tests.github_poller.conftest import World, status
 from tests.waiting import eventually
 
@@ -59,14 +60,19 @@ async def test_poll_now_polls_every_tracked_user_and_reports(world: World) -> No
     world.sandbox.github.add_gists_bulk("Bob", 1)
     world.writer.users = ["alice", "Bob"]
     await world.start_writer()
-    async with lifespan(world.settings()):
+    settings = world.settings()
+    async with lifespan(settings):
+        await eventually(lambda: ready(f"http://127.0.0.1:{settings.github_poller_port}"))
         gateway = await world.gateway()
-        # Loaded users are spread over the (here hour-long) interval: alice is polled at
-        # once, Bob would be in half an hour.
-        await eventually(lambda: len(world.writer.events) == 2)
+        # Loaded users are spread over the (here hour-long) interval: one is polled at
+        # once (which one depends on their partitions), the other would be in half an hour.
+        gists = {"alice": 2, "Bob": 1}
+        events = world.writer.events
+        await eventually(lambda: bool(events) and len(events) == gists[events[0].login])
+        not_yet = 3 - len(events)
         first = await gateway.request(PollNow(correlation_id="fetch-1"), timeout=5)
         assert isinstance(first, PollReport)
-        assert (first.users, first.new_gists, first.correlation_id) == (2, 1, "fetch-1")
+        assert (first.users, first.new_gists, first.correlation_id) == (2, not_yet, "fetch-1")
         again = await gateway.request(PollNow(), timeout=5)
         assert isinstance(again, PollReport)
         assert (again.users, again.new_gists) == (2, 0)
@@ -87,7 +93,8 @@ async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(
     ops = f"http://127.0.0.1:{settings.github_poller_port}"
     async with lifespan(settings):
         gateway = await world.gateway()
-        await eventually(lambda: world.writer.queries == 1)
+        # One question per partition gained at start.
+        await eventually(lambda: world.writer.queries == PARTITIONS)
         await gateway.publish(UserTracked(login="newbie"))
         await eventually(lambda: len(world.writer.events) == 2, timeout=3)
         await gateway.publish(UserTracked(login="NEWBIE"))  # the same user
@@ -107,7 +114,8 @@ async def test_an_untracked_user_is_no_longer_polled(world: World) -> None:
     settings = world.settings(poll_interval_seconds=0.2)
     async with lifespan(settings):
         gateway = await world.gateway()
-        await eventually(lambda: world.writer.queries == 1)
+        # One question per partition gained at start.
+        await eventually(lambda: world.writer.queries == PARTITIONS)
         await gateway.publish(UserTracked(login="leaver"))
         await gateway.publish(UserTracked(login="stayer"))
         await eventually(lambda: len(world.writer.events) == 2, timeout=3)

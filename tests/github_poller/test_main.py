@@ -30,6 +30,7 @@ async def test_python_m_runs_the_service_from_the_environment(world: World, tmp_
         "GITHUB_API_URL": world.sandbox.github_url,
         "AMQP_URL": world.amqp_url,
         "AMQP_PREFIX": world.prefix,
+        "PARTITIONS": "2",
         "GITHUB_POLLER_HOST": "127.0.0.1",
         "GITHUB_POLLER_PORT": str(port),
         "POLL_INTERVAL_SECONDS": "0.5",

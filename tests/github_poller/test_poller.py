@@ -99,7 +99,7 @@ async def harness(
                 harness.events.append(message)
             return None
 
-        await writer.consume("pipedrive_writer", collect, retry=Retry(3, 0.01, 0.02))
+        await writer.consume_partitions("pipedrive_writer", collect, retry=Retry(3, 0.01, 0.02))
         poller.loaded.set()
         running.append((poller, asyncio.create_task(poller.run())))
         return harness

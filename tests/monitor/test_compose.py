@@ -34,6 +34,8 @@ from tests.monitor.monitoring import (
 
 IMAGE = "gistsync:latest"
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
+# `docker compose up --scale github_poller=N --scale pipedrive_writer=M` must work as it is.
+SCALED = ("github_poller", "pipedrive_writer")
 
 
 def specs_dir() -> Path:
@@ -293,19 +295,64 @@ def test_published_ports_stay_on_this_machine(compose: dict[str, Any]) -> None:
             assert host_ip == "127.0.0.1", f"{name}: {port}"
 
 
-def test_prometheus_scrapes_compose_services_on_the_codes_ports(compose: dict[str, Any]) -> None:
+def scrape_targets(job: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """(host, port, how) of each target a scrape job names: `static` or `dns` (an A lookup,
+    which in compose returns every container of the service)."""
+    known = {"job_name", "static_configs", "dns_sd_configs", "metrics_path", "params"}
+    assert set(job) <= known, f"{job['job_name']}: unexpected {sorted(set(job) - known)}"
+    found = []
+    for static in job.get("static_configs", []):
+        for target in static["targets"]:
+            host, port = target.rsplit(":", 1)
+            found.append((host, int(port), "static"))
+    for dns in job.get("dns_sd_configs", []):
+        assert dns.get("type") == "A", f"{job['job_name']}: compose's DNS answers A records"
+        found.extend((name, int(dns["port"]), "dns") for name in dns["names"])
+    return found
+
+
+def scrape_jobs() -> dict[str, list[tuple[str, int, str]]]:
     config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    return {job["job_name"]: scrape_targets(job) for job in config["scrape_configs"]}
+
+
+def test_prometheus_scrapes_compose_services_on_the_codes_ports(compose: dict[str, Any]) -> None:
     expected = code_ports()
-    jobs = set()
-    for job in config["scrape_configs"]:
-        jobs.add(job["job_name"])
-        for static in job["static_configs"]:
-            for target in static["targets"]:
-                host, port = target.rsplit(":", 1)
-                assert host in services(compose), f"{job['job_name']}: no service {host}"
-                if host in expected:
-                    assert int(port) in expected[host], f"{job['job_name']}: {target}"
-    assert {*SETTINGS, "rabbitmq"} <= jobs
+    jobs = scrape_jobs()
+    for job, targets in jobs.items():
+        assert targets, f"{job} scrapes nothing"
+        for host, port, _ in targets:
+            assert host in services(compose), f"{job}: no service {host}"
+            if host in expected:
+                assert port in expected[host], f"{job}: {host}:{port}"
+    assert {*SETTINGS, "rabbitmq"} <= set(jobs)
+
+
+def test_prometheus_scrapes_every_replica_of_each_service() -> None:
+    """A static `github_poller:9101` would reach one replica, a different one from scrape to
+    scrape; an A lookup of the service name returns them all."""
+    jobs = scrape_jobs()
+    for name in SETTINGS:
+        [port] = code_ports()[name]
+        assert jobs[name] == [(name, port, "dns")], name
+        others = [
+            job for job, targets in jobs.items() if job != name for t in targets if t[0] == name
+        ]
+        assert others == [], f"{name} is scraped by other jobs too: {others}"
+
+
+def test_scaled_services_have_no_fixed_name_or_host_port(compose: dict[str, Any]) -> None:
+    """Compose refuses a second container of a service with a container_name or a fixed host
+    port. Metrics stay on the compose network, where Prometheus finds every replica."""
+    all_services = services(compose)
+    for name in SCALED:
+        service = all_services[name]
+        assert "container_name" not in service, name
+        assert service.get("ports", []) == [], f"{name} publishes {service['ports']}"
+        assert "replicas" not in service.get("deploy", {}), f"{name}: leave the count to --scale"
+    # One published gateway, at the README's fixed address; an override may scale it.
+    assert "container_name" not in all_services["gateway"]
+    assert published(all_services["gateway"]) == [(8080, 8080)]
 
 
 def test_rabbitmq_exports_what_prometheus_scrapes(compose: dict[str, Any]) -> None:

@@ -99,7 +99,8 @@ def rabbitmq_metrics(amqp_url: str) -> str:
 
 def local_config(env: dict[str, str], rabbitmq: str) -> dict[str, Any]:
     """monitor/prometheus/prometheus.yml with compose's service names replaced by the local
-    processes, a 1 s scrape and evaluation interval, and the rule files by absolute path."""
+    processes (a DNS lookup of a name becomes its one local address), a 1 s scrape and
+    evaluation interval, and the rule files by absolute path."""
     config: dict[str, Any] = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     config["global"].update(
         scrape_interval=SCRAPE_INTERVAL,
@@ -114,6 +115,9 @@ def local_config(env: dict[str, str], rabbitmq: str) -> dict[str, Any]:
         "rabbitmq": rabbitmq,
     }
     for job in config["scrape_configs"]:
+        for dns in job.pop("dns_sd_configs", []):
+            targets = [f"{name}:{dns['port']}" for name in dns["names"]]
+            job.setdefault("static_configs", []).append({"targets": targets})
         for static in job["static_configs"]:
             hosts = [target.rsplit(":", 1)[0] for target in static["targets"]]
             unknown = [host for host in hosts if host not in local]
@@ -161,6 +165,7 @@ def stack(
     env.update(
         AMQP_URL=amqp_url,
         AMQP_PREFIX=prefix,
+        PARTITIONS="2",
         POLL_INTERVAL_SECONDS="1",
         GATEWAY_PORT=str(free_port()),
         GITHUB_POLLER_PORT=str(free_port()),
@@ -238,7 +243,7 @@ async def publish_poison(amqp_url: str, prefix: str) -> None:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(Topology(prefix).bus)
         message = aio_pika.Message(b"this is not JSON", content_type="application/json")
-        await exchange.publish(message, routing_key="command.track_user", mandatory=True)
+        await exchange.publish(message, routing_key="command.track_user.p0", mandatory=True)
 
 
 def run_workload(stack: Stack) -> None:

@@ -6,6 +6,7 @@ dead-lettered), read from the consumer metrics, so tests assert on a settled sta
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from gistsync.broker import Broker
+from gistsync.broker import Broker, Topology
 from gistsync.contracts import AnyMessage, Message
 from pipedrive_writer.__main__ import lifespan, make_client
 from pipedrive_writer.handlers import Writer
@@ -24,7 +25,7 @@ from pipedrive_writer.notes import parse_note
 from pipedrive_writer.pipedrive import PipedriveClient
 from pipedrive_writer.settings import Settings
 from sandbox import Sandbox, run_sandbox
-from tests.conftest import BrokerFactory, free_port
+from tests.conftest import PARTITIONS, BrokerFactory, free_port
 from tests.waiting import eventually
 
 OUTCOMES = ("ok", "retried", "dead_lettered", "error_reply", "unacked")
@@ -63,6 +64,7 @@ class Harness:
             "pipedrive_api_url": self.sb.pipedrive_url,
             "amqp_url": self.amqp_url,
             "amqp_prefix": self.prefix,
+            "partitions": PARTITIONS,
             "pipedrive_writer_host": "127.0.0.1",
             "pipedrive_writer_port": free_port(),
             **FAST,
@@ -135,17 +137,30 @@ class Harness:
             base_url=self.sb.pipedrive_url, headers={"x-api-token": self.sb.pipedrive_token}
         )
 
-    async def drain(self, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        """Everything waiting in one of the topology's queues (read and acked)."""
+    async def drain(self, *queues: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Everything waiting in some of the topology's queues (read and acked). Consumed,
+        not fetched: a partition (single active consumer) refuses `basic.get`."""
         got: list[aio_pika.abc.AbstractIncomingMessage] = []
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             channel = await connection.channel()
-            amqp_queue = await channel.get_queue(queue)
-            while (message := await amqp_queue.get(fail=False)) is not None:
-                await message.ack()
-                got.append(message)
+            for queue in queues:
+                amqp_queue = await channel.get_queue(queue)
+                async with amqp_queue.iterator() as messages:
+                    while True:
+                        try:
+                            message = await asyncio.wait_for(anext(messages), 0.3)
+                        except TimeoutError:
+                            break
+                        await message.ack()
+                        got.append(message)
         return got
+
+    async def events_for_poller(self) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """What the writer told the poller, from every partition."""
+        topology = Topology(self.prefix, PARTITIONS)
+        partitions = [topology.partition("github_poller", n) for n in range(PARTITIONS)]
+        return await self.drain(*partitions)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def test_tracking_a_user_makes_one_org_person_and_deal(harness: Harness) -
         person["id"],
         org["id"],
     )
-    [tracked] = await harness.drain(f"{harness.prefix}.github_poller")
+    [tracked] = await harness.events_for_poller()
     body = json.loads(tracked.body)
     assert (body["type"], body["login"], body["correlation_id"]) == (
         "event.user_tracked",
@@ -59,7 +59,7 @@ async def test_tracking_again_in_any_case_creates_nothing(harness: Harness) -> N
     assert names(state["organizations"]) == ["GITHUB_GISTS"]
     assert names(state["persons"]) == ["Alice"]
     assert names(state["deals"], "title") == ["Gists for Alice"]
-    events = await harness.drain(f"{harness.prefix}.github_poller")
+    events = await harness.events_for_poller()
     assert [json.loads(e.body)["login"] for e in events] == ["Alice"] * 4
 
 
@@ -321,7 +321,7 @@ async def test_untrack_marks_the_deal_lost_and_tracking_again_reopens_it(
 ) -> None:
     async with harness.run():
         await harness.send(TrackUser(login="Alice"), discovered(1, "Alice"))
-        await harness.drain(f"{harness.prefix}.github_poller")
+        await harness.events_for_poller()
         harness.reset_stats()
 
         await harness.send(UntrackUser(login="alice", correlation_id="req-7"))
@@ -329,7 +329,7 @@ async def test_untrack_marks_the_deal_lost_and_tracking_again_reopens_it(
         [deal] = harness.state()["deals"]
         assert deal["status"] == "lost"
         assert len(harness.state()["activities"]) == 1  # the records stay
-        [event] = await harness.drain(f"{harness.prefix}.github_poller")
+        [event] = await harness.events_for_poller()
         body = json.loads(event.body)
         assert (body["type"], body["login"], body["correlation_id"]) == (
             "event.user_untracked",

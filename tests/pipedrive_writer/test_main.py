@@ -74,6 +74,7 @@ async def test_python_m_runs_the_service_from_the_environment(harness: Harness) 
         "PIPEDRIVE_API_URL": harness.sb.pipedrive_url,
         "AMQP_URL": harness.amqp_url,
         "AMQP_PREFIX": harness.prefix,
+        "PARTITIONS": "2",
         "PIPEDRIVE_WRITER_HOST": "127.0.0.1",
         "PIPEDRIVE_WRITER_PORT": str(settings.pipedrive_writer_port),
         "REFRESH_INTERVAL_SECONDS": "600",

@@ -1,16 +1,21 @@
 """The RabbitMQ layer, written once for every service.
 
-- One topic exchange, `{prefix}.bus`; a message's routing key is its type. `ROUTES` is the
-  whole topology: which queue receives which types. Every service declares all of it at
-  connect, so a publish never fails just because its consumer has not started yet.
-- Queues are durable quorum queues that dead-letter into `{prefix}.dead` → `{prefix}.dead_letters`.
+- One topic exchange, `{prefix}.bus`. Per-user work goes to partition queues
+  (`{prefix}.{service}.p{n}`, single active consumer), routed by `{type}.p{n}` where `n` comes
+  from the login (`partitions.py` says how replicas share them); the rest goes to shared
+  queues routed by type. `PARTITIONED` and `ROUTES` are the whole topology. Every service
+  declares all of it at connect, so a publish never fails just because its consumer has not
+  started yet.
+- Queues are durable quorum queues; work queues dead-letter into `{prefix}.dead` →
+  `{prefix}.dead_letters`. Request queues do not: an expired request is nobody's failure.
 - Publish: persistent, publisher-confirmed, mandatory (unroutable raises), with a timeout.
 - Consume: the handler runs first, the ack comes after. A message that cannot be parsed, or
   whose handler raises `PermanentError`, is dead-lettered at once with the reason in a header;
   any other failure is retried here with jittered backoff, a bounded number of times (we count
   attempts ourselves: RabbitMQ does not count `nack`s everywhere), then dead-lettered.
 - Request/reply: an exclusive reply queue per connection, replies matched by correlation id,
-  requests expire when the requester stops waiting.
+  requests to shared queues expire when the requester stops waiting.
+- `lock`: mutual exclusion across processes, for the rare write no partition covers.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,24 +49,36 @@ from gistsync.contracts import (
     InvalidMessage,
     Message,
     encode,
+    login_key,
     parse_message,
 )
 from gistsync.errors import PermanentError, PublishError, RemoteError, RequestTimeout
+from gistsync.partitions import PartitionConsumer, PartitionHooks, partition_of
+from gistsync.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
-# Queue name (after the prefix) → the message types routed to it.
-ROUTES: dict[str, tuple[str, ...]] = {
+# Per-user work: each service's partition queues (`{prefix}.{service}.p{n}`, single active
+# consumer) and the message types they receive, routed by `{type}.p{n}` (see partitions.py).
+PARTITIONED: dict[str, tuple[str, ...]] = {
     "pipedrive_writer": (
         "command.track_user",
         "command.untrack_user",
         "command.mark_seen",
         "event.gist_discovered",
+        "query.gists",
     ),
-    "pipedrive_writer.queries": ("query.tracked_users", "query.gists"),
     "github_poller": ("event.user_tracked", "event.user_untracked"),
+}
+# Shared queues (after the prefix) → the message types routed to them: any replica answers.
+ROUTES: dict[str, tuple[str, ...]] = {
+    "pipedrive_writer.queries": ("query.tracked_users",),
     "github_poller.queries": ("query.user_exists", "command.poll_now"),
 }
+PARTITIONED_TYPES = frozenset(kind for kinds in PARTITIONED.values() for kind in kinds)
+# Not consumed from a durable queue: every writer keeps its list of users current with them,
+# through a queue of its own (`Broker.consume_broadcast`).
+BROADCAST_TYPES = frozenset({"event.unseen_changed"})
 
 
 def is_query_queue(name: str) -> bool:
@@ -126,6 +143,7 @@ class Retry:
 @dataclass(frozen=True)
 class Topology:
     prefix: str
+    partitions: int = 1
 
     @property
     def bus(self) -> str:
@@ -144,9 +162,29 @@ class Topology:
             raise KeyError(f"no queue {name!r} in the topology")
         return f"{self.prefix}.{name}"
 
+    def partition(self, service: str, partition: int) -> str:
+        if service not in PARTITIONED or not 0 <= partition < self.partitions:
+            raise KeyError(f"no partition {partition} of {service!r} in the topology")
+        return f"{self.prefix}.{service}.p{partition}"
+
+    def tick_key(self, service: str, partition: int) -> str:
+        return f"tick.{service}.p{partition}"
+
+    def routing_key(self, message: Message) -> str:
+        """A message's type, plus the partition of its user for per-user work."""
+        kind = str(getattr(message, "type", ""))
+        if kind in PARTITIONED_TYPES:
+            login = getattr(message, "login", None)
+            if login is not None:
+                return f"{kind}.p{partition_of(login_key(login), self.partitions)}"
+        return kind
+
     def queue_names(self) -> list[str]:
         """Every durable queue of the topology, dead letters included (to delete it whole)."""
-        return [self.queue(name) for name in ROUTES] + [self.dead_queue]
+        partitions = [
+            self.partition(service, n) for service in PARTITIONED for n in range(self.partitions)
+        ]
+        return partitions + [self.queue(name) for name in ROUTES] + [self.dead_queue]
 
     def exchange_names(self) -> list[str]:
         return [self.bus, self.dead_exchange]
@@ -161,9 +199,10 @@ class Broker:
         service: str,
         publish_timeout: float = 5.0,
         prefetch: int = 16,
+        partitions: int = 1,
     ) -> None:
         self.url = url
-        self.topology = Topology(prefix)
+        self.topology = Topology(prefix, partitions)
         self.service = service
         self.publish_timeout = publish_timeout
         self.prefetch = prefetch
@@ -174,9 +213,21 @@ class Broker:
         self._dead: AbstractExchange | None = None
         self._queues: dict[str, AbstractQueue] = {}
         self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._partitioned: list[PartitionConsumer] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._reply_queue: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[AnyMessage]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings, service: str) -> Broker:
+        return cls(
+            settings.amqp_url.get_secret_value(),
+            prefix=settings.amqp_prefix,
+            service=service,
+            publish_timeout=settings.publish_timeout_seconds,
+            prefetch=settings.prefetch,
+            partitions=settings.partitions,
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -242,6 +293,62 @@ class Broker:
             for message_type in types:
                 await queue.bind(self._bus, routing_key=message_type)
             self._queues[name] = queue
+        for service, types in PARTITIONED.items():
+            for n in range(top.partitions):
+                queue = await self._channel.declare_queue(
+                    top.partition(service, n),
+                    durable=True,
+                    arguments={
+                        "x-queue-type": "quorum",
+                        "x-single-active-consumer": True,
+                        "x-dead-letter-exchange": top.dead_exchange,
+                        "x-delivery-limit": DELIVERY_LIMIT,
+                    },
+                )
+                for key in [f"{kind}.p{n}" for kind in types] + [top.tick_key(service, n)]:
+                    await queue.bind(self._bus, routing_key=key)
+            await self._move_from_unpartitioned(connection, service)
+
+    async def _move_from_unpartitioned(
+        self, connection: AbstractRobustConnection, service: str
+    ) -> None:
+        """Older versions had one queue per service (`{prefix}.{service}`): move whatever
+        it still holds to the partitions, then delete it."""
+        old = f"{self.topology.prefix}.{service}"
+        try:
+            async with connection.channel() as probe:
+                await probe.declare_queue(old, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return
+        moved = 0
+        async with connection.channel() as channel:
+            queue = await channel.declare_queue(old, passive=True)
+            while (incoming := await queue.get(fail=False)) is not None:
+                try:
+                    key = self.topology.routing_key(parse_message(incoming.body))
+                except InvalidMessage:
+                    key = incoming.routing_key or ""  # the consumer dead-letters it
+                await self._confirm(self._bus_exchange(), _copy(incoming), key)
+                await incoming.ack()
+                moved += 1
+            await channel.queue_delete(old)
+        log.warning("moved an unpartitioned queue", extra={"queue": old, "messages": moved})
+
+    def _bus_exchange(self) -> AbstractExchange:
+        assert self._bus is not None
+        return self._bus
+
+    @property
+    def partitions(self) -> int:
+        return self.topology.partitions
+
+    async def open_channel(self) -> AbstractRobustChannel:
+        """Another channel on the connection, with the same prefetch."""
+        if self._connection is None:
+            raise PublishError("not connected to the broker")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        return channel
 
     @property
     def ready(self) -> bool:
@@ -257,12 +364,18 @@ class Broker:
 
         Whatever is still unfinished is left unacked, so the broker delivers it again.
         """
+        for partitioned in self._partitioned:
+            await partitioned.stop()
         for queue, tag in self._consumers:
             try:
-                await queue.cancel(tag)
+                # Bounded: on a lost connection a robust channel waits to be restored.
+                await asyncio.wait_for(queue.cancel(tag), 2.0)
             except Exception as exc:  # the connection may already be gone
                 log.debug("cancel failed", extra={"error": str(exc)})
         self._consumers.clear()
+        for partitioned in self._partitioned:
+            await partitioned.drain(grace)
+        self._partitioned.clear()
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=grace)
             for task in pending:
@@ -306,7 +419,10 @@ class Broker:
             headers={"x-correlation-id": message.correlation_id},
         )
         exchange = self._channel.default_exchange if direct else self._bus
-        await self._confirm(exchange, amqp_message, routing_key or kind, mandatory=not direct)
+        routing_key = routing_key or self.topology.routing_key(message)
+        # Only the lists of users kept by each writer hear a broadcast; none may be running.
+        mandatory = not direct and kind not in BROADCAST_TYPES
+        await self._confirm(exchange, amqp_message, routing_key, mandatory=mandatory)
         PUBLISHED.labels(kind).inc()
 
     async def _confirm(
@@ -329,21 +445,63 @@ class Broker:
     # --- consuming -----------------------------------------------------------------------
 
     async def consume(self, queue: str, handler: Handler, *, retry: Retry | None) -> None:
-        """Handle every message of `queue`. `retry=None` is for queries: a failure is
-        answered at once with an `ErrorReply` instead of being retried."""
+        """Handle every message of a shared queue. `retry=None` is for queries: a failure
+        is answered at once with an `ErrorReply` instead of being retried."""
         amqp_queue = self._queues[queue]
+        tag = await self.start_consuming(amqp_queue, self._dispatcher(queue, handler, retry))
+        self._consumers.append((amqp_queue, tag))
 
+    async def consume_partitions(
+        self,
+        service: str,
+        handler: Handler,
+        *,
+        retry: Retry,
+        hooks: PartitionHooks | None = None,
+        tick_seconds: float = 2.0,
+    ) -> PartitionConsumer:
+        """Take part in handling `service`'s partitions (see partitions.py)."""
+        consumer = PartitionConsumer(
+            self, service, handler, retry, hooks=hooks, tick_seconds=tick_seconds
+        )
+        self._partitioned.append(consumer)
+        await consumer.start()
+        return consumer
+
+    async def consume_broadcast(self, types: tuple[str, ...], handler: Handler) -> None:
+        """Hear every message of `types` (any partition) through a queue of this process
+        only; it goes away with the process. Failures are logged, never retried."""
+        assert self._channel is not None
+        name = f"{self.topology.prefix}.broadcast.{self.service}.{uuid.uuid4().hex[:12]}"
+        queue = await self._channel.declare_queue(name, exclusive=True, auto_delete=True)
+        for kind in types:
+            await queue.bind(self._bus_exchange(), routing_key=kind)
+            if kind in PARTITIONED_TYPES:
+                await queue.bind(self._bus_exchange(), routing_key=f"{kind}.*")
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            async with incoming.process(ignore_processed=True):
+                try:
+                    await handler(parse_message(incoming.body))
+                except Exception:
+                    log.exception("broadcast not applied", extra={"type": incoming.type})
+
+        tag = await self.start_consuming(queue, on_message)
+        self._consumers.append((queue, tag))
+
+    def _dispatcher(
+        self, queue: str, handler: Handler, retry: Retry | None
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(incoming: AbstractIncomingMessage) -> None:
             # Each delivery gets its own task, so up to `prefetch` run at once and
             # `close` can wait for them.
-            task = asyncio.create_task(self._handle(queue, incoming, handler, retry))
+            task = asyncio.create_task(self.handle(queue, incoming, handler, retry))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-        tag = await self._start_consuming(amqp_queue, on_message)
-        self._consumers.append((amqp_queue, tag))
+        return on_message
 
-    async def _start_consuming(
+    async def start_consuming(
         self,
         queue: AbstractQueue,
         on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
@@ -365,13 +523,14 @@ class Broker:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(self._connection.connected.wait(), 10)
 
-    async def _handle(
+    async def handle(
         self,
         queue: str,
         incoming: AbstractIncomingMessage,
         handler: Handler,
         retry: Retry | None,
     ) -> None:
+        """Run the handler for one delivery and ack it (`queue` names it in metrics)."""
         started = time.monotonic()
         try:
             outcome = await self._run(queue, incoming, handler, retry)
@@ -405,7 +564,7 @@ class Broker:
                 await self._dead_letter(queue, incoming, str(exc))
                 return "dead_lettered"
             except Exception as exc:
-                if retry is None:
+                if retry is None or incoming.reply_to:
                     log.exception("query failed", extra={"queue": queue, "type": message.type})
                     await self._reply_error(incoming, "failed", str(exc), message)
                     await incoming.ack()
@@ -475,23 +634,51 @@ class Broker:
         headers.update(
             {
                 "x-dead-reason": reason[:1000],
-                "x-dead-queue": self.topology.queue(queue),
+                "x-dead-queue": self._queue_name(queue, incoming),
                 "x-dead-routing-key": incoming.routing_key or "",
                 "x-dead-service": self.service,
                 "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
-        copy = aio_pika.Message(
-            incoming.body,
-            content_type=incoming.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=incoming.message_id,
-            type=incoming.type,
-            headers=headers,
-        )
-        await self._confirm(self._dead, copy, incoming.routing_key or "")
+        await self._confirm(self._dead, _copy(incoming, headers), incoming.routing_key or "")
         await incoming.ack()
         DEAD_LETTERED.labels(queue).inc()
+
+    def _queue_name(self, queue: str, incoming: AbstractIncomingMessage) -> str:
+        if queue in ROUTES:
+            return self.topology.queue(queue)
+        # A partition: its number is the routing key's last word.
+        suffix = (incoming.routing_key or "").rpartition(".")[2]
+        return f"{self.topology.prefix}.{queue}.{suffix}" if suffix.startswith("p") else queue
+
+    # --- a lock across processes -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:
+        """Held by one process at a time across every replica: an exclusive queue only one
+        connection can declare. Released on exit, or by the broker when the holder dies."""
+        queue_name = f"{self.topology.prefix}.lock.{name}"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._connection is None:
+                raise PublishError("not connected to the broker")
+            channel = await self._connection.channel()
+            try:
+                queue = await channel.declare_queue(queue_name, exclusive=True, auto_delete=True)
+                # A consumer, so the queue (the lock) goes when this channel closes.
+                await queue.consume(_ignore, no_ack=True)
+                break
+            except aiormq.exceptions.ChannelLockedResource:
+                with contextlib.suppress(Exception):
+                    await channel.close()  # else a robust channel would reopen itself
+                if time.monotonic() > deadline:
+                    raise PublishError(f"lock {name!r} not free within {timeout:g} s") from None
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     # --- request/reply -------------------------------------------------------------------
 
@@ -505,11 +692,15 @@ class Broker:
         future: asyncio.Future[AnyMessage] = asyncio.get_running_loop().create_future()
         self._pending[message.message_id] = future
         try:
+            # A request to a partition is not given an expiry: queued behind its user's
+            # work it may wait; its late answer is dropped, and expired messages there
+            # would be dead-lettered as failures.
+            partitioned = str(getattr(message, "type", "")) in PARTITIONED_TYPES
             await self.publish(
                 message,
                 reply_to=reply_queue.name,
                 correlation_id=message.message_id,
-                expiration=timeout,
+                expiration=None if partitioned else timeout,
             )
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -542,3 +733,20 @@ class Broker:
             future.set_result(parse_message(incoming.body))
         except InvalidMessage as exc:
             future.set_exception(RemoteError("invalid_reply", exc.reason))
+
+
+def _copy(
+    incoming: AbstractIncomingMessage, headers: dict[str, Any] | None = None
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        incoming.body,
+        content_type=incoming.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=incoming.message_id,
+        type=incoming.type,
+        headers=headers if headers is not None else dict(incoming.headers or {}),
+    )
+
+
+async def _ignore(_: AbstractIncomingMessage) -> None:
+    return None

@@ -146,6 +146,24 @@ class GistDiscovered(Message):
     discovered_at: datetime = Field(default_factory=utcnow)
 
 
+class UnseenChanged(Message):
+    """A user's count of unseen gists changed; keeps every writer's list of users current."""
+
+    type: Literal["event.unseen_changed"] = "event.unseen_changed"
+    login: Login
+    unseen: int = Field(ge=0)
+
+
+class PartitionTick(Message):
+    """Sent by every replica to every partition queue of its service, every few seconds.
+
+    Whoever receives it is that partition's active consumer; the senders seen tell it how
+    many replicas share the partitions."""
+
+    type: Literal["partition.tick"] = "partition.tick"
+    replica: str = Field(min_length=1, max_length=64)
+
+
 # --- queries and replies -------------------------------------------------------------------
 
 
@@ -206,6 +224,8 @@ AnyMessage = Annotated[
     | UserTracked
     | UserUntracked
     | GistDiscovered
+    | UnseenChanged
+    | PartitionTick
     | UserExistsQuery
     | TrackedUsersQuery
     | GistsQuery

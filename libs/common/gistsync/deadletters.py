@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -120,6 +121,11 @@ def message_id(message: AbstractIncomingMessage) -> str:
     return "sha256-" + hashlib.sha256(message.body).hexdigest()[:16]
 
 
+def _type_of(key: str) -> str:
+    """A routing key's message type: per-user work carries its partition (`….p3`)."""
+    return re.sub(r"\.p\d+$", "", key)
+
+
 def routing_key(message: AbstractIncomingMessage) -> str:
     """The key it was first published under: ours, else RabbitMQ's record, else its type."""
     headers = message.headers or {}
@@ -147,7 +153,7 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
     replayed = headers.get("x-replayed")
     return DeadLetter(
         id=message_id(message),
-        type=message.type or _text(body.get("type")) or routing_key(message) or "?",
+        type=message.type or _text(body.get("type")) or _type_of(routing_key(message)) or "?",
         queue=queue or "?",
         routing_key=routing_key(message),
         reason=reason or "?",

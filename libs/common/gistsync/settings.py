@@ -27,6 +27,9 @@ class CommonSettings(BaseSettings):
     retry_base_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(30.0, gt=0)
     prefetch: int = Field(16, ge=1, le=1000)
+    # Per-user work is spread over this many queues per service, so replicas can share it.
+    # The same everywhere, and at least the most replicas of a service that will run.
+    partitions: int = Field(8, ge=1, le=256)
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""

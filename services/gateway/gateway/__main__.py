@@ -16,12 +16,7 @@ from gistsync.settings import load
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
-    broker = Broker(
-        settings.amqp_url.get_secret_value(),
-        prefix=settings.amqp_prefix,
-        service="gateway",
-        publish_timeout=settings.publish_timeout_seconds,
-    )
+    broker = Broker.from_settings(settings, "gateway")
     await broker.connect()
     runner = web.AppRunner(create_app(settings, broker), access_log=None)
     await runner.setup()

@@ -11,8 +11,8 @@ from gistsync.ops import start_ops_server
 from gistsync.service import run
 from gistsync.settings import load
 from github_poller.github import GitHubClient
-from github_poller.handlers import Handlers
-from github_poller.poller import Poller, load_tracked_users
+from github_poller.handlers import Handlers, Partitions
+from github_poller.poller import Poller
 from github_poller.schedule import Schedule
 from github_poller.settings import Settings
 
@@ -40,13 +40,7 @@ def make_schedule(settings: Settings) -> Schedule:
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
-    broker = Broker(
-        settings.amqp_url.get_secret_value(),
-        prefix=settings.amqp_prefix,
-        service="github_poller",
-        publish_timeout=settings.publish_timeout_seconds,
-        prefetch=settings.prefetch,
-    )
+    broker = Broker.from_settings(settings, "github_poller")
     client = make_client(settings)
     poller = Poller(client, broker.publish, make_schedule(settings))
     ops = await start_ops_server(
@@ -57,21 +51,34 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
     try:
         await broker.connect()
         handlers = Handlers(poller, client, query_wait=settings.request_timeout_seconds)
-        scheduler = asyncio.create_task(poller.run())
-        loader = asyncio.create_task(
-            load_tracked_users(
-                broker.request,
-                poller,
-                timeout=settings.request_timeout_seconds,
-                retry_base=settings.retry_base_seconds,
-                retry_max=settings.retry_max_seconds,
-            )
+        partitions = Partitions(
+            poller,
+            broker.request,
+            settings.partitions,
+            timeout=settings.request_timeout_seconds,
+            retry_base=settings.retry_base_seconds,
+            retry_max=settings.retry_max_seconds,
         )
+        scheduler = asyncio.create_task(poller.run())
         retry = Retry(
             settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
         )
-        await broker.consume("github_poller", handlers.on_event, retry=retry)
+        # Ticks four times an interval: the partitions of a poller that died are picked up
+        # (and their users polled) well within two intervals of their last poll.
+        tick = max(0.2, settings.poll_interval_seconds / 4)
+        consumer = await broker.consume_partitions(
+            "github_poller", handlers.on_event, retry=retry, hooks=partitions, tick_seconds=tick
+        )
         await broker.consume("github_poller.queries", handlers.on_query, retry=None)
+
+        async def load() -> None:
+            # Ready once the users of the partitions we own at start are known.
+            await consumer.settle(timeout=min(3 * tick, 10.0))
+            await consumer.caught_up()
+            partitions.started = True
+            poller.loaded.set()
+
+        loader = asyncio.create_task(load())
         try:
             yield poller
         finally:

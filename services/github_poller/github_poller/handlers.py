@@ -1,6 +1,8 @@
 """What each message the poller receives does.
 
-- `github_poller` queue: `event.user_tracked` → poll that user at once, then on schedule;
+- `github_poller` partitions: gaining one loads its users from the writer and polls them at
+  once; losing one stops polling them here (another replica polls them now).
+  `event.user_tracked` → poll that user at once, then on schedule;
   `event.user_untracked` → stop polling that user.
 - `github_poller.queries` queue: `query.user_exists` → ask GitHub; `command.poll_now` → poll
   every tracked user now and report `PollReport(users=<users polled>, new_gists=<gists
@@ -9,6 +11,8 @@
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from gistsync.contracts import (
     AnyMessage,
@@ -21,8 +25,9 @@ from gistsync.contracts import (
     UserUntracked,
 )
 from gistsync.errors import PermanentError
+from gistsync.partitions import partition_of
 from github_poller.github import GitHubClient
-from github_poller.poller import Poller
+from github_poller.poller import Poller, Request, load_tracked_users
 
 
 class Handlers:
@@ -55,3 +60,44 @@ class Handlers:
         if login is None:
             return UserExistsReply(exists=False)
         return UserExistsReply(exists=True, login=login)
+
+
+class Partitions:
+    """The poller's side of sharing users between replicas (`gistsync.partitions`)."""
+
+    def __init__(
+        self,
+        poller: Poller,
+        request: Request,
+        partitions: int,
+        *,
+        timeout: float,
+        retry_base: float,
+        retry_max: float,
+    ) -> None:
+        self._poller = poller
+        self._request = request
+        self._partitions = partitions
+        self._timeout = timeout
+        self._retry = (retry_base, retry_max)
+        # Users found at start are spread over the interval; later, a partition comes from
+        # a replica that polled its users up to an interval ago: poll them at once.
+        self.started = False
+
+    def _of(self, partition: int) -> Callable[[str], bool]:
+        return lambda key: partition_of(key, self._partitions) == partition
+
+    async def on_gain(self, partition: int) -> None:
+        await load_tracked_users(
+            self._request,
+            self._poller,
+            timeout=self._timeout,
+            retry_base=self._retry[0],
+            retry_max=self._retry[1],
+            keep=self._of(partition),
+            at_once=self.started,
+        )
+
+    def on_loss(self, partition: int) -> None:
+        mine = self._of(partition)
+        self._poller.forget(lambda key: not mine(key))

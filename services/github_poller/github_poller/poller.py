@@ -105,7 +105,15 @@ class Poller:
             log.info("tracking user", extra={"login": login})
         return True
 
-    def untrack(self, login: str) -> bool:
+    def forget(self, keep: Callable[[str], bool]) -> int:
+        """Stops polling, quietly, every user whose key `keep` rejects (a partition that
+        another replica owns now). Returns how many."""
+        gone = [key for key in self._users if not keep(key)]
+        for key in gone:
+            self.untrack(self._users[key].login, quiet=True)
+        return len(gone)
+
+    def untrack(self, login: str, *, quiet: bool = False) -> bool:
         """Stops polling `login`; a poll in flight finishes, its result is dropped."""
         key = login_key(login)
         if self._users.pop(key, None) is None:
@@ -115,7 +123,8 @@ class Poller:
             if not waiter.future.done():
                 waiter.future.set_result(PollResult("not_modified"))
         metrics.TRACKED_USERS.set(len(self._users))
-        log.info("untracked user", extra={"login": login})
+        if not quiet:
+            log.info("untracked user", extra={"login": login})
         return True
 
     # --- the loop ------------------------------------------------------------------------
@@ -275,9 +284,11 @@ async def load_tracked_users(
     timeout: float,
     retry_base: float,
     retry_max: float,
+    keep: Callable[[str], bool] = lambda _: True,
+    at_once: bool = False,
 ) -> int:
     """Asks the writer for the tracked users until it answers (it may start after us), then
-    tracks them all. Returns how many it answered."""
+    tracks those whose key `keep` accepts. Returns how many it tracked."""
     delay = retry_base
     attempt = 1
     while True:
@@ -294,8 +305,8 @@ async def load_tracked_users(
             delay = min(delay * 2, retry_max)
             attempt += 1
             continue
-        for user in reply.users:
-            poller.track(user.login, at_once=False)
-        poller.loaded.set()
-        log.info("tracked users loaded", extra={"users": len(reply.users)})
-        return len(reply.users)
+        mine = [user for user in reply.users if keep(login_key(user.login))]
+        for user in mine:
+            poller.track(user.login, at_once=at_once)
+        log.info("tracked users loaded", extra={"users": len(mine), "of": len(reply.users)})
+        return len(mine)

@@ -20,6 +20,7 @@ from pipedrive_writer.pipedrive import PipedriveClient, RetryPolicy
 from pipedrive_writer.settings import Settings
 
 SERVICE = "pipedrive_writer"
+TICK_SECONDS = 2.0
 log = logging.getLogger(SERVICE)
 
 
@@ -65,15 +66,11 @@ async def load_until_done(writer: Writer, settings: Settings) -> None:
 async def lifespan(
     settings: Settings, *, client: PipedriveClient | None = None
 ) -> AsyncIterator[Writer]:
-    broker = Broker(
-        settings.amqp_url.get_secret_value(),
-        prefix=settings.amqp_prefix,
-        service=SERVICE,
-        publish_timeout=settings.publish_timeout_seconds,
-        prefetch=settings.prefetch,
-    )
+    broker = Broker.from_settings(settings, SERVICE)
     client = client or make_client(settings)
-    writer = Writer(client, broker, org_name=settings.pipedrive_org_name)
+    writer = Writer(
+        client, broker, org_name=settings.pipedrive_org_name, partitions=settings.partitions
+    )
     runner = await start_ops_server(
         settings.pipedrive_writer_host,
         settings.pipedrive_writer_port,
@@ -82,12 +79,20 @@ async def lifespan(
     refresher: asyncio.Task[None] | None = None
     try:
         await broker.connect()
-        # Consume only once the cache holds what Pipedrive holds.
-        await load_until_done(writer, settings)
+        await broker.consume_broadcast(
+            ("event.user_tracked", "event.user_untracked", "event.unseen_changed"),
+            writer.on_broadcast,
+        )
         retry = Retry(
             settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
         )
-        await broker.consume(SERVICE, writer.handle, retry=retry)
+        # Learn which partitions are ours first: those the start-up read then covers need
+        # no re-read; work waits for that read (`Writer.handle`).
+        consumer = await broker.consume_partitions(
+            SERVICE, writer.handle, retry=retry, hooks=writer, tick_seconds=TICK_SECONDS
+        )
+        await consumer.settle(timeout=3 * TICK_SECONDS)
+        await load_until_done(writer, settings)
         await broker.consume(f"{SERVICE}.queries", writer.handle, retry=None)
         if settings.refresh_interval_seconds:
             interval = settings.refresh_interval_seconds

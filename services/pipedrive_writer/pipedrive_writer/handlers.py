@@ -1,9 +1,15 @@
 """What each message does to Pipedrive, and the cache that lets queries cost nothing.
 
-One user's messages run one at a time (a lock per login key), so two deliveries of one gist
-can never both find it missing and both create it. Every create is preceded by a look
+One user's messages run one at a time: across replicas because a user's partition has a
+single active consumer, within this process by a lock per login key. So two deliveries of one
+gist can never both find it missing and both create it. Every create is preceded by a look
 (the cache, filled from Pipedrive at start, or a search), because Pipedrive has no
 idempotency keys; after a create whose outcome is unknown the user is re-read first.
+
+Replicas: a partition gained from another replica may have changed meanwhile, so its users
+are re-read before their next write, and a user this replica never saw is looked up. Every
+replica keeps the list of all users (for `query.tracked_users`) current from the
+`event.user_tracked`/`user_untracked`/`unseen_changed` broadcasts.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from gistsync.contracts import (
@@ -21,9 +28,11 @@ from gistsync.contracts import (
     GistsReply,
     MarkGistsSeen,
     Message,
+    TrackedUser,
     TrackedUsersQuery,
     TrackedUsersReply,
     TrackUser,
+    UnseenChanged,
     UntrackUser,
     UserTracked,
     UserUntracked,
@@ -31,6 +40,7 @@ from gistsync.contracts import (
     utcnow,
 )
 from gistsync.errors import PermanentError, TransientError
+from gistsync.partitions import partition_of
 from pipedrive_writer import metrics
 from pipedrive_writer.notes import activity_body
 from pipedrive_writer.pipedrive import PipedriveClient, PipedriveNotFound, PipedriveOutcomeUnknown
@@ -53,6 +63,8 @@ log = logging.getLogger(__name__)
 class Publisher(Protocol):
     async def publish(self, message: Message) -> None: ...
 
+    def lock(self, name: str) -> AbstractAsyncContextManager[None]: ...
+
 
 class UserNotTracked(TransientError):
     """An event for a user whose deal does not exist yet (it raced ahead of track_user)."""
@@ -67,11 +79,25 @@ def _linked_id(record: Record, field: str, nested: str) -> int | None:
 
 
 class Writer:
-    def __init__(self, client: PipedriveClient, publisher: Publisher, *, org_name: str) -> None:
+    def __init__(
+        self,
+        client: PipedriveClient,
+        publisher: Publisher,
+        *,
+        org_name: str,
+        partitions: int = 1,
+    ) -> None:
         self.client = client
         self.publisher = publisher
         self.org_name = org_name
+        self.partitions = partitions
         self.cache = Cache()
+        self.loaded = asyncio.Event()
+        self._load_started = False
+        # Every tracked user, by key, as last heard (ours from the cache, others' by broadcast).
+        self.directory: dict[str, TrackedUser] = {}
+        # Partitions gained from another replica: a user missing here may exist in Pipedrive.
+        self._unsure: set[int] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._org_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
@@ -89,6 +115,7 @@ class Writer:
     # --- dispatch ----------------------------------------------------------------------
 
     async def handle(self, message: AnyMessage) -> Message | None:
+        await self.loaded.wait()  # consuming starts before the start-up read ends
         match message:
             case TrackUser():
                 await self.track_user(message)
@@ -101,7 +128,7 @@ class Writer:
             case TrackedUsersQuery():
                 return self.tracked_users(message)
             case GistsQuery():
-                return self.gists(message)
+                return await self.gists(message)
             case _:
                 raise PermanentError(f"pipedrive_writer does not handle {message.type}")
         return None
@@ -115,6 +142,7 @@ class Writer:
         pages, never with gists.
         """
         async with self._load_lock:
+            self._load_started = True
             started = time.monotonic()
             org_id = await self._load_org()
             grouped = group_deals(await self.client.list_deals(org_id)) if org_id else {}
@@ -128,6 +156,8 @@ class Writer:
                     log.warning("deal gone from Pipedrive", extra={"login": user.login})
                     del self.cache.users[key]
             self.cache.loaded = True
+            self.directory = dict(self.cache.tracked_users_by_key())
+            self.loaded.set()
             metrics.CACHE_LOADS.labels(kind).inc()
             self._update_gauges()
             log.info(
@@ -199,6 +229,65 @@ class Writer:
             extra={"entity": entity, "ignored_id": record_id, "about": str(about)[:200]},
         )
 
+    # --- partitions and the list of users --------------------------------------------------
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.partitions)
+
+    async def on_gain(self, partition: int) -> None:
+        """Another replica may have written this partition's users since we read them."""
+        if not self._load_started:
+            return  # the start-up read comes after this gain: it reads what is there now
+        self._unsure.add(partition)
+        for key, user in list(self.cache.users.items()):
+            if self.partition(key) != partition:
+                continue
+            if key in self.directory:
+                user.stale = True
+            else:  # untracked elsewhere meanwhile
+                del self.cache.users[key]
+
+    def on_loss(self, partition: int) -> None:
+        """Nothing to drop: gaining it again marks its users for re-reading."""
+
+    async def on_broadcast(self, message: AnyMessage) -> Message | None:
+        match message:
+            case UserTracked():
+                self.directory.setdefault(
+                    login_key(message.login), TrackedUser(login=message.login, unseen=0)
+                )
+            case UserUntracked():
+                self.directory.pop(login_key(message.login), None)
+            case UnseenChanged():
+                key = login_key(message.login)
+                if key in self.directory:
+                    self.directory[key] = TrackedUser(login=message.login, unseen=message.unseen)
+        return None
+
+    async def _unseen_changed(self, user: UserRecord) -> None:
+        unseen = len(user.unseen())
+        self.directory[user.key] = TrackedUser(login=user.login, unseen=unseen)
+        await self.publisher.publish(UnseenChanged(login=user.login, unseen=unseen))
+
+    async def _user(self, login: str) -> UserRecord | None:
+        """The cached user, re-read if stale; or, in a partition gained from another
+        replica, looked up in Pipedrive (a user tracked there is new to us)."""
+        key = login_key(login)
+        user = self.cache.users.get(key)
+        if user is None and self.partition(key) in self._unsure and key not in self._untracked:
+            user = await self._look_up(login)
+        if user is not None and user.stale:
+            await self._reload_gists(user)
+        return user
+
+    async def _look_up(self, login: str) -> UserRecord | None:
+        org_id = self.cache.org_id or await self._load_org()
+        deal = await self._find_deal(login, org_id) if org_id is not None else None
+        if deal is None or deal.get("status") != "open":
+            self._untracked.add(login_key(login))
+            return None
+        return await self._load_user(deal)
+
     def _update_gauges(self) -> None:
         metrics.TRACKED_USERS.set(len(self.cache.users))
         metrics.UNSEEN_GISTS.set(sum(len(u.unseen()) for u in self.cache.users.values()))
@@ -208,12 +297,13 @@ class Writer:
     async def track_user(self, message: TrackUser) -> None:
         key = login_key(message.login)
         async with self._lock(key):
-            user = self.cache.users.get(key) or await self._add_user(message.login)
+            user = await self._user(message.login) or await self._add_user(message.login)
         self._update_gauges()
         # Also when already tracked: harmless, the poller ignores users it knows.
         await self.publisher.publish(
             UserTracked(login=user.login, correlation_id=message.correlation_id)
         )
+        await self._unseen_changed(user)
 
     async def _add_user(self, login: str) -> UserRecord:
         self._untracked.discard(login_key(login))
@@ -244,9 +334,13 @@ class Writer:
                 return self.cache.org_id, False
             found = await self._find_org()
             if found is None:
-                found = int((await self.client.add_organization(self.org_name))["id"])
-                self.cache.org_id = found
-                return found, True
+                # Another replica may be about to create it too: only one may look and create.
+                async with self.publisher.lock("organization"):
+                    found = await self._find_org()
+                    if found is None:
+                        found = int((await self.client.add_organization(self.org_name))["id"])
+                        self.cache.org_id = found
+                        return found, True
             self.cache.org_id = found
             return found, False
 
@@ -278,7 +372,7 @@ class Writer:
         key = login_key(message.login)
         login = message.login
         async with self._lock(key):
-            user = self.cache.users.get(key)
+            user = await self._user(message.login)
             if user is not None:
                 login = user.login
                 try:
@@ -288,6 +382,7 @@ class Writer:
                 del self.cache.users[key]
                 log.info("user untracked", extra={"login": login, "deal_id": user.deal_id})
             self._untracked.add(key)
+            self.directory.pop(key, None)
         self._update_gauges()
         await self.publisher.publish(
             UserUntracked(login=login, correlation_id=message.correlation_id)
@@ -299,14 +394,12 @@ class Writer:
         key = login_key(message.login)
         gist = message.gist
         async with self._lock(key):
-            user = self.cache.users.get(key)
+            user = await self._user(message.login)
             if user is None and key in self._untracked:
                 log.info("gist of an untracked user dropped", extra={"login": message.login})
                 return
             if user is None:
                 raise UserNotTracked(f"{message.login} is not tracked (yet)")
-            if user.stale:
-                await self._reload_gists(user)
             if gist.id in user.gists:
                 return
             body = activity_body(
@@ -326,6 +419,7 @@ class Writer:
                 files=gist.files,
                 created_at=as_utc(gist.created_at),
             )
+            await self._unseen_changed(user)
         metrics.ACTIVITIES_CREATED.inc()
         delay = (utcnow() - message.discovered_at).total_seconds()
         metrics.GIST_PROPAGATION.observe(max(0.0, delay))
@@ -336,14 +430,13 @@ class Writer:
     async def mark_seen(self, message: MarkGistsSeen) -> None:
         key = login_key(message.login)
         async with self._lock(key):
-            user = self.cache.users.get(key)
+            user = await self._user(message.login)
             if user is None:
                 log.warning("mark_seen for a user not tracked", extra={"login": message.login})
                 return
-            if user.stale:
-                await self._reload_gists(user)
             for gist_id in dict.fromkeys(message.gist_ids):
                 await self._mark_done(user, gist_id)
+            await self._unseen_changed(user)
         self._update_gauges()
 
     async def _mark_done(self, user: UserRecord, gist_id: str, *, again: bool = False) -> None:
@@ -368,13 +461,15 @@ class Writer:
         gist.done = True
         metrics.ACTIVITIES_DONE.inc()
 
-    # --- queries: answered from the cache, no Pipedrive call -------------------------------
+    # --- queries: answered from the cache, no Pipedrive call (unless re-read) ---------------
 
     def tracked_users(self, _: TrackedUsersQuery) -> TrackedUsersReply:
-        return TrackedUsersReply(users=self.cache.tracked_users())
+        ordered = sorted(self.directory.items())
+        return TrackedUsersReply(users=tuple(user for _, user in ordered))
 
-    def gists(self, query: GistsQuery) -> GistsReply:
-        user = self.cache.get(query.login)
+    async def gists(self, query: GistsQuery) -> GistsReply:
+        async with self._lock(login_key(query.login)):
+            user = await self._user(query.login)
         if user is None:
             return GistsReply(tracked=False)
         chosen = user.all() if query.include_seen else user.unseen()

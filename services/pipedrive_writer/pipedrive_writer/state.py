@@ -187,3 +187,6 @@ class Cache:
     def tracked_users(self) -> tuple[TrackedUser, ...]:
         ordered = sorted(self.users.values(), key=lambda u: (u.key, u.login))
         return tuple(TrackedUser(login=u.login, unseen=len(u.unseen())) for u in ordered)
+
+    def tracked_users_by_key(self) -> list[tuple[str, TrackedUser]]:
+        return [(login_key(user.login), user) for user in self.tracked_users()]
