@@ -28,7 +28,7 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-POLL_INTERVAL = 2.0
+POLL_INTERVAL = 3.0
 PARTITIONS = 6
 USERS = [f"rep{n:03d}" for n in range(200)]
 REPLICAS = {"pipedrive_writer": 3, "github_poller": 2, "gateway": 2}
