@@ -1,12 +1,18 @@
 """What the gateway asks of the poller and the writer, over RabbitMQ, shared by every
 audience. Every exchange is bounded in time: a silent or unreachable service becomes
 `RequestTimeout` or `PublishError`, never a hang.
+
+Identical read queries asked while one is already on its way share it: one broker request,
+and its answer (or its error) goes to every asker. Nothing is kept once it is answered, so an
+answer is never older than the question. Under load, many concurrent `/list` requests cost
+one round trip, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -15,7 +21,9 @@ from typing import TypeVar
 from aiohttp import web
 
 from gateway.context import BROKER, SETTINGS, correlation_id
+from gistsync.broker import Broker
 from gistsync.contracts import (
+    AnyMessage,
     GistsQuery,
     GistsReply,
     GistView,
@@ -38,6 +46,12 @@ R = TypeVar("R", bound=Message)
 # How much longer than its own timeout a request may take before it is cut off, covering
 # the publish and a broker that stalls.
 GRACE_SECONDS = 1.0
+# Reads answered from what a service holds, whatever the moment they were asked while in
+# flight. Not `PollNow`: it promises a poll that starts after it was asked.
+SHAREABLE = (TrackedUsersQuery, GistsQuery, UserExistsQuery)
+Pending = dict[tuple[str, float], asyncio.Task[AnyMessage]]
+# The queries in flight per broker (one broker per gateway), by what they ask.
+_in_flight: weakref.WeakKeyDictionary[Broker, Pending] = weakref.WeakKeyDictionary()
 
 
 async def ask(request: web.Request, query: Message, expect: type[R], timeout: float = 0) -> R:
@@ -46,12 +60,38 @@ async def ask(request: web.Request, query: Message, expect: type[R], timeout: fl
     wait = timeout or settings.request_timeout_seconds
     try:
         async with asyncio.timeout(wait + settings.publish_timeout_seconds + GRACE_SECONDS):
-            reply = await request.app[BROKER].request(query, timeout=wait)
+            reply = await _request(request.app[BROKER], query, wait)
     except TimeoutError:
         raise RequestTimeout(f"no answer to {getattr(query, 'type', 'a request')}") from None
     if not isinstance(reply, expect):
         raise RemoteError("unexpected_reply", f"expected {expect.__name__}, got {reply.type}")
     return reply
+
+
+async def _request(broker: Broker, query: Message, wait: float) -> AnyMessage:
+    """The broker request for `query`, joined if an identical one is already in flight.
+
+    The shared request runs as its own task, so an asker that gives up (timeout, client gone)
+    never cancels it for the others; it carries the first asker's correlation id.
+    """
+    if not isinstance(query, SHAREABLE):
+        return await broker.request(query, timeout=wait)
+    pending = _in_flight.setdefault(broker, {})
+    key = (query.model_dump_json(exclude={"message_id", "correlation_id", "sent_at"}), wait)
+    task = pending.get(key)
+    if task is None:
+        task = asyncio.create_task(broker.request(query, timeout=wait))
+        pending[key] = task
+        task.add_done_callback(lambda done: _forget(pending, key, done))
+    return await asyncio.shield(task)
+
+
+def _forget(pending: Pending, key: tuple[str, float], task: asyncio.Task[AnyMessage]) -> None:
+    """Answered: the next identical query asks again."""
+    if pending.get(key) is task:
+        del pending[key]
+    if not task.cancelled():
+        task.exception()  # seen here too: every asker may have given up before the end
 
 
 async def tell(request: web.Request, command: Message) -> None:
