@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint lock clean
+.PHONY: install run test lint lock clean bench
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 ## The whole test suite, lint and type checks included.
 test: install lint
 	$(BIN)/pytest
+
+## What a sync costs, how fast it is, how it grows (about 12 minutes; see BENCHMARKS.md).
+bench: install
+	$(BIN)/python -m bench
 
 lint: install
 	$(BIN)/ruff check .
