@@ -242,7 +242,8 @@ def test_every_command_event_and_query_has_exactly_one_queue() -> None:
     # Broadcasts go to per-process queues; ticks to every partition queue.
     unqueued = BROADCAST_TYPES | {"partition.tick"}
     sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")} - unqueued
-    assert sorted(routed) == sorted(sendable)
+    # A poll of everything goes to any poller; a poll of one partition, to its owner.
+    assert sorted(routed) == sorted([*sendable, "command.poll_now"])
 
 
 async def test_an_expired_request_is_dropped_not_dead_lettered(brokers: BrokerFactory) -> None:

@@ -49,6 +49,7 @@ async def peers(brokers: BrokerFactory) -> Peers:
     await broker.consume("github_poller.queries", peers.handle, retry=None)
     await broker.consume("pipedrive_writer.queries", peers.handle, retry=None)
     await broker.consume_partitions("pipedrive_writer", peers.handle, retry=fast)
+    await broker.consume_partitions("github_poller", peers.handle, retry=fast)
     return peers
 
 

@@ -16,6 +16,7 @@ from gistsync.contracts import (
     GistsReply,
     GistView,
     MarkGistsSeen,
+    PollNow,
     PollReport,
     TrackedUser,
     TrackedUsersReply,
@@ -23,6 +24,7 @@ from gistsync.contracts import (
     UserExistsQuery,
     UserExistsReply,
 )
+from tests.conftest import PARTITIONS
 from tests.gateway.conftest import API_KEY, Peers, StartGateway
 from tests.waiting import eventually
 
@@ -144,11 +146,18 @@ async def test_show_untracked_user_is_404(gateway: Client, peers: Peers) -> None
     assert "stranger is not tracked" in await response.text()
 
 
-async def test_fetch_reports_new_gists(gateway: Client, peers: Peers) -> None:
-    peers.answers["command.poll_now"] = lambda _: PollReport(users=2, new_gists=3)
+async def test_fetch_polls_every_partition_and_adds_up(gateway: Client, peers: Peers) -> None:
+    # Each partition's owner reports its users; the gateway asks them all.
+    def report(message: AnyMessage) -> PollReport:
+        assert isinstance(message, PollNow) and message.partition is not None
+        return PollReport(users=2, new_gists=message.partition + 1)
+
+    peers.answers["command.poll_now"] = report
     response = await gateway.get("/fetch")
     assert response.status == 200
-    assert await response.text() == "New gists: <b>3</b>"
+    assert await response.text() == f"New gists: <b>{sum(range(1, PARTITIONS + 1))}</b>"
+    polls = [m for m in peers.of_type("command.poll_now") if isinstance(m, PollNow)]
+    assert sorted(m.partition for m in polls if m.partition is not None) == list(range(PARTITIONS))
 
 
 async def test_a_silent_service_gives_503_not_a_hang(gateway: Client) -> None:

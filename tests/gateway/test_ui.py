@@ -10,6 +10,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from gistsync.contracts import AnyMessage, PollNow, UntrackUser
+from tests.conftest import PARTITIONS
 from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
 from tests.gateway.fakes import XSS, World, gist
 from tests.waiting import eventually
@@ -168,7 +169,8 @@ async def test_check_now_polls_and_comes_back(gateway: Client, world: World, pee
     assert back.headers["Location"] == "/users/alice"
     away = await post(gateway, "/sync", {"csrf": csrf, "back": "https://evil.example/"})
     assert away.headers["Location"] == "/"
-    await eventually(lambda: len(peers.of_type("command.poll_now")) == 2)
+    # Two checks, each a poll of every partition.
+    await eventually(lambda: len(peers.of_type("command.poll_now")) == 2 * PARTITIONS)
     assert all(isinstance(m, PollNow) for m in peers.of_type("command.poll_now"))
 
 

@@ -21,7 +21,7 @@ from gistsync.contracts import (
     TrackedUser,
     TrackedUsersReply,
 )
-from tests.conftest import BrokerFactory
+from tests.conftest import PARTITIONS, BrokerFactory
 from tests.gateway.conftest import Client
 from tests.waiting import eventually
 
@@ -60,12 +60,14 @@ def answers(message: AnyMessage) -> Message | None:
 
 async def start_peer(brokers: BrokerFactory, peer: HeldPeer) -> None:
     """Where the writer and the poller take their queries: a user's gists come on the
-    writer's partitions, the rest on the shared query queues."""
+    writer's partitions, a poll of one partition on the poller's, the rest on the shared
+    query queues."""
     broker = brokers("peer")
     await broker.connect()
     await broker.consume("pipedrive_writer.queries", peer.handle, retry=None)
     await broker.consume("github_poller.queries", peer.handle, retry=None)
     await broker.consume_partitions("pipedrive_writer", peer.handle, retry=Retry(max_attempts=1))
+    await broker.consume_partitions("github_poller", peer.handle, retry=Retry(max_attempts=1))
 
 
 @pytest.fixture
@@ -163,6 +165,7 @@ async def test_poll_now_is_never_shared(gateway: Client, brokers: BrokerFactory)
     # Each /fetch promises a poll that starts after it was asked, so each one asks.
     peer = HeldPeer(lambda message: PollReport(users=2, new_gists=0))
     await start_peer(brokers, peer)
-    responses = await concurrently(gateway, peer, ["/fetch"] * 3, queries=3)
+    # Each /fetch asks every partition's owner.
+    responses = await concurrently(gateway, peer, ["/fetch"] * 3, queries=3 * PARTITIONS)
     assert [r.status for r in responses] == [200] * 3
-    assert peer.count("command.poll_now") == 3
+    assert peer.count("command.poll_now") == 3 * PARTITIONS

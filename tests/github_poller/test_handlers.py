@@ -17,8 +17,10 @@ from gistsync.contracts import (
     UserExistsReply,
     UserTracked,
     UserUntracked,
+    login_key,
 )
 from gistsync.errors import RemoteError
+from gistsync.partitions import partition_of
 from github_poller.__main__ import lifespan
 from tests.conftest import PARTITIONS
 from tests.github_poller.conftest import World, status
@@ -82,6 +84,28 @@ async def test_poll_now_polls_every_tracked_user_and_reports(world: World) -> No
     assert world.sandbox.github.stats.snapshot(with_tokens=False)["requests"] == {
         "GET /users/{username}/gists": {"200": 2, "304": 3}
     }
+
+
+async def test_a_poll_of_one_partition_polls_only_its_users(world: World) -> None:
+    logins = ["alice", "Bob", "carol", "dave"]
+    for login in logins:
+        world.sandbox.github.add_gists_bulk(login, 1)
+    world.writer.users = logins
+    await world.start_writer()
+    settings = world.settings()
+    async with lifespan(settings):
+        await eventually(lambda: ready(f"http://127.0.0.1:{settings.github_poller_port}"))
+        gateway = await world.gateway()
+        reports = [
+            await gateway.request(PollNow(partition=n), timeout=5) for n in range(PARTITIONS)
+        ]
+    assert all(isinstance(r, PollReport) for r in reports)
+    mine = [
+        sum(partition_of(login_key(login), PARTITIONS) == n for login in logins)
+        for n in range(PARTITIONS)
+    ]
+    assert [r.users for r in reports if isinstance(r, PollReport)] == mine
+    assert sum(mine) == len(logins)
 
 
 async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(

@@ -275,6 +275,16 @@ def test_expedited_users_go_as_fast_as_the_budget_allows() -> None:
     assert [at for at, _ in starts][:10] == pytest.approx([5.0 + n / paced for n in range(1, 11)])
 
 
+def test_an_expedited_user_does_not_wait_behind_the_rotation() -> None:
+    # A poll of one partition expedites some users only; they go before those merely due.
+    schedule = make(3, interval=300.0, rate=10.0)
+    assert schedule.take(0.0) == "u0"
+    schedule.finished("u0", 0.05, Outcome.OK)
+    schedule.expedite("u2", 0.1)
+    assert schedule.take(0.2) == "u2"  # not after u1, which is due only 100 s after u0
+    assert schedule.take(0.3) is None
+
+
 def test_expedite_during_a_poll_polls_again_after_it() -> None:
     schedule = make(1)
     assert schedule.take(0.0) == "u0"

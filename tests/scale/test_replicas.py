@@ -209,6 +209,13 @@ def test_replicas_share_the_work_and_survive_losing_one_of_each(replicas: Replic
     assert set(polls) == {login.lower() for login in USERS}
     assert worst <= 2 * POLL_INTERVAL
 
+    # /fetch polls everyone, whichever poller owns them: every user is polled once more.
+    before = {login: p["count"] for login, p in polls.items()}
+    fetched = httpx.get(f"{replicas.url('gateway', 1)}/fetch", timeout=60)
+    assert fetched.status_code == 200, fetched.text
+    after = httpx.get(f"{github(replicas)}/_sandbox/stats/polls", timeout=30).json()
+    assert all(after[login]["count"] > count for login, count in before.items())
+
     # The partitions are shared by every replica again (the restarted ones included).
     for name in ("pipedrive_writer", "github_poller"):
 

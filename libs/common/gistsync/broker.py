@@ -68,7 +68,7 @@ PARTITIONED: dict[str, tuple[str, ...]] = {
         "event.gist_discovered",
         "query.gists",
     ),
-    "github_poller": ("event.user_tracked", "event.user_untracked"),
+    "github_poller": ("event.user_tracked", "event.user_untracked", "command.poll_now"),
 }
 # Shared queues (after the prefix) → the message types routed to them: any replica answers.
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -174,9 +174,12 @@ class Topology:
         """A message's type, plus the partition of its user for per-user work."""
         kind = str(getattr(message, "type", ""))
         if kind in PARTITIONED_TYPES:
+            partition = getattr(message, "partition", None)
             login = getattr(message, "login", None)
-            if login is not None:
-                return f"{kind}.p{partition_of(login_key(login), self.partitions)}"
+            if partition is None and login is not None:
+                partition = partition_of(login_key(login), self.partitions)
+            if partition is not None:
+                return f"{kind}.p{partition}"
         return kind
 
     def queue_names(self) -> list[str]:
@@ -695,7 +698,8 @@ class Broker:
             # A request to a partition is not given an expiry: queued behind its user's
             # work it may wait; its late answer is dropped, and expired messages there
             # would be dead-lettered as failures.
-            partitioned = str(getattr(message, "type", "")) in PARTITIONED_TYPES
+            kind = str(getattr(message, "type", ""))
+            partitioned = self.topology.routing_key(message) != kind
             await self.publish(
                 message,
                 reply_to=reply_queue.name,

@@ -121,9 +121,13 @@ class UntrackUser(Message):
 
 
 class PollNow(Message):
-    """Poll every tracked user now; answered with a `PollReport` when sent as a request."""
+    """Poll every tracked user now; answered with a `PollReport` when sent as a request.
+
+    With a `partition`, only that partition's users, by the poller that owns it: the gateway
+    sends one to each partition, so that every replica's users are polled."""
 
     type: Literal["command.poll_now"] = "command.poll_now"
+    partition: int | None = Field(default=None, ge=0)
 
 
 # --- events -------------------------------------------------------------------------------

@@ -196,14 +196,27 @@ async def mark_seen(
     return SeenResult(True, reply.login, marked=wanted)
 
 
+def _polls(request: web.Request) -> list[PollNow]:
+    """One per partition: each poller replica polls the users of the partitions it owns."""
+    partitions = request.app[BROKER].partitions
+    return [PollNow(partition=n, correlation_id=correlation_id(request)) for n in range(partitions)]
+
+
 async def poll_now(request: web.Request) -> None:
-    await tell(request, PollNow(correlation_id=correlation_id(request)))
+    for command in _polls(request):
+        await tell(request, command)
 
 
 async def poll_and_wait(request: web.Request) -> PollReport:
     settings = request.app[SETTINGS]
-    query = PollNow(correlation_id=correlation_id(request))
-    return await ask(request, query, PollReport, settings.fetch_timeout_seconds)
+    reports = await asyncio.gather(
+        *(ask(request, q, PollReport, settings.fetch_timeout_seconds) for q in _polls(request))
+    )
+    return PollReport(
+        users=sum(r.users for r in reports),
+        new_gists=sum(r.new_gists for r in reports),
+        correlation_id=correlation_id(request),
+    )
 
 
 async def settle(

@@ -50,7 +50,12 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
     )
     try:
         await broker.connect()
-        handlers = Handlers(poller, client, query_wait=settings.request_timeout_seconds)
+        handlers = Handlers(
+            poller,
+            client,
+            query_wait=settings.request_timeout_seconds,
+            partitions=settings.partitions,
+        )
         partitions = Partitions(
             poller,
             broker.request,

@@ -4,10 +4,11 @@
   once; losing one stops polling them here (another replica polls them now).
   `event.user_tracked` → poll that user at once, then on schedule;
   `event.user_untracked` → stop polling that user.
+- `command.poll_now` to a partition → poll that partition's users now and report.
 - `github_poller.queries` queue: `query.user_exists` → ask GitHub; `command.poll_now` → poll
-  every tracked user now and report `PollReport(users=<users polled>, new_gists=<gists
-  those polls published>)`. A failure there raises, and the broker answers the requester
-  with an `ErrorReply`.
+  every user this replica tracks now and report `PollReport(users=<users polled>,
+  new_gists=<gists those polls published>)`. A failure there raises, and the broker
+  answers the requester with an `ErrorReply`.
 """
 
 from __future__ import annotations
@@ -31,14 +32,24 @@ from github_poller.poller import Poller, Request, load_tracked_users
 
 
 class Handlers:
-    def __init__(self, poller: Poller, client: GitHubClient, *, query_wait: float) -> None:
+    def __init__(
+        self, poller: Poller, client: GitHubClient, *, query_wait: float, partitions: int = 1
+    ) -> None:
         self._poller = poller
         self._client = client
+        self._partitions = partitions
         # A rate-limit pause longer than this fails a query at once: its asker gives up
         # after about that long anyway.
         self._query_wait = query_wait
 
     async def on_event(self, message: AnyMessage) -> Message | None:
+        if isinstance(message, PollNow) and message.partition is not None:
+            # Delivered to this partition's owner, after it loaded the partition's users.
+            wanted = message.partition
+            users, new_gists = await self._poller.poll_now(
+                lambda key: partition_of(key, self._partitions) == wanted
+            )
+            return PollReport(users=users, new_gists=new_gists)
         if isinstance(message, UserTracked):
             self._poller.track(message.login)  # a duplicate is harmless
             return None

@@ -245,16 +245,17 @@ class Poller:
 
     # --- poll now ------------------------------------------------------------------------
 
-    async def poll_now(self) -> tuple[int, int]:
-        """Polls every tracked user once more, as fast as the budget allows, and returns
-        (users polled, new gists). A poll already running for a user is waited for, then
-        that user is polled again, so everything on GitHub before the call is seen."""
-        if not self.loaded.is_set():
+    async def poll_now(self, keep: Callable[[str], bool] | None = None) -> tuple[int, int]:
+        """Polls every tracked user once more (or those whose key `keep` accepts), as fast
+        as the budget allows, and returns (users polled, new gists). A poll already running
+        for a user is waited for, then that user is polled again, so everything on GitHub
+        before the call is seen."""
+        if keep is None and not self.loaded.is_set():
             raise TransientError("the tracked users are not loaded yet")
         asked_at = self._clock()
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[PollResult]] = []
-        for key in self._users:
+        for key in [key for key in self._users if keep is None or keep(key)]:
             future: asyncio.Future[PollResult] = loop.create_future()
             self._waiters.setdefault(key, []).append(_Waiter(asked_at, future))
             self._schedule.expedite(key, asked_at)

@@ -162,7 +162,8 @@ class Schedule:
         idle = [slot for slot in self._slots.values() if not slot.busy]
         if not idle or self.in_flight >= self.max_in_flight:
             return None
-        return min(idle, key=lambda slot: (slot.due, slot.seq))
+        # Expedited users first: one asked for now must not wait behind the rotation.
+        return min(idle, key=lambda slot: (not slot.expedited, slot.due, slot.seq))
 
     def wake_at(self, now: float) -> float | None:
         """When the next poll may start; None until a user is added or a poll finishes."""
