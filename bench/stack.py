@@ -55,15 +55,9 @@ class Stack:
 
     def url(self, what: str) -> str:
         """Base URL of `github`, `pipedrive` (its root), `control`, or a service."""
-        port = {
-            "github": "SANDBOX_GITHUB_PORT",
-            "pipedrive": "SANDBOX_PIPEDRIVE_PORT",
-            "control": "BENCH_CONTROL_PORT",
-            "gateway": "GATEWAY_PORT",
-            "github_poller": "GITHUB_POLLER_PORT",
-            "pipedrive_writer": "PIPEDRIVE_WRITER_PORT",
-        }[what]
-        return f"http://127.0.0.1:{self.suite.env[port]}"
+        if what == "control":
+            return f"http://127.0.0.1:{self.suite.env['BENCH_CONTROL_PORT']}"
+        return self.suite.url(what)
 
     @property
     def topology(self) -> Topology:

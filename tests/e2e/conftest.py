@@ -44,10 +44,4 @@ def suite(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 def url(suite: Suite, name: str) -> str:
-    env = suite.env
-    port = {
-        "gateway": env["GATEWAY_PORT"],
-        "github": env["SANDBOX_GITHUB_PORT"],
-        "pipedrive": env["SANDBOX_PIPEDRIVE_PORT"],
-    }[name]
-    return f"http://127.0.0.1:{port}"
+    return suite.url(name)

@@ -35,11 +35,6 @@ ORG = "GITHUB_GISTS"
 GIST_MARKER = re.compile(r"(?:^|>)\s*gist:([A-Za-z0-9]+)\s*(?:<|$)")
 # One line per fault run, printed at the end of the pytest run.
 REPORTS: list[str] = []
-PORT_OF = {
-    "gateway": "GATEWAY_PORT",
-    "github_poller": "GITHUB_POLLER_PORT",
-    "pipedrive_writer": "PIPEDRIVE_WRITER_PORT",
-}
 
 
 def suite_env(amqp_url: str, **overrides: str) -> dict[str, str]:
@@ -86,7 +81,7 @@ def amqp_url(suite: Suite) -> str:
 
 
 def ops(suite: Suite, service: str) -> str:
-    return f"http://127.0.0.1:{suite.env[PORT_OF[service]]}"
+    return suite.url(service)
 
 
 def logs(suite: Suite, lines: int = 25) -> str:

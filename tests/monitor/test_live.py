@@ -56,14 +56,7 @@ class Stack:
     prefix: str
 
     def url(self, name: str) -> str:
-        variable = {
-            "gateway": "GATEWAY_PORT",
-            "github_poller": "GITHUB_POLLER_PORT",
-            "pipedrive_writer": "PIPEDRIVE_WRITER_PORT",
-            "github": "SANDBOX_GITHUB_PORT",
-            "pipedrive": "SANDBOX_PIPEDRIVE_PORT",
-        }[name]
-        return f"http://127.0.0.1:{self.suite.env[variable]}"
+        return self.suite.url(name)
 
     def query(self, expr: str) -> dict[str, Any]:
         response = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": expr}, timeout=10)

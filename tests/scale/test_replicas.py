@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from pipedrive_writer.notes import parse_note
-from sandbox.launch import Suite, sandbox_env
+from sandbox.launch import PORT_SETTINGS, Suite, sandbox_env
 from tests.conftest import delete_topology, free_port
 from tests.waiting import wait_for
 
@@ -32,11 +32,6 @@ POLL_INTERVAL = 3.0
 PARTITIONS = 6
 USERS = [f"rep{n:03d}" for n in range(200)]
 REPLICAS = {"pipedrive_writer": 3, "github_poller": 2, "gateway": 2}
-PORT_SETTING = {
-    "pipedrive_writer": "PIPEDRIVE_WRITER_PORT",
-    "github_poller": "GITHUB_POLLER_PORT",
-    "gateway": "GATEWAY_PORT",
-}
 # Room for 200 users every 2 s and a burst of creates: this test is about sharing work.
 LIMITS = {
     "github": {"limits": {"secondary_points_limit": 100_000, "primary_limit": 1_000_000}},
@@ -53,7 +48,7 @@ class Replicas:
     def start(self, name: str, replica: int) -> None:
         key = f"{name}@{replica}"
         port = self.ports.setdefault(key, str(free_port()))
-        self.suite.start(name, replica=str(replica), env={PORT_SETTING[name]: port})
+        self.suite.start(name, replica=str(replica), env={PORT_SETTINGS[name][0]: port})
 
     def url(self, name: str, replica: int) -> str:
         return f"http://127.0.0.1:{self.ports[f'{name}@{replica}']}"
@@ -88,8 +83,7 @@ def replicas(amqp_url: str, tmp_path: Path) -> Iterator[Replicas]:
     try:
         suite.start("sandbox")
         for simulator, patch in LIMITS.items():
-            port = env["SANDBOX_GITHUB_PORT" if simulator == "github" else "SANDBOX_PIPEDRIVE_PORT"]
-            httpx.patch(f"http://127.0.0.1:{port}/_sandbox/config", json=patch).raise_for_status()
+            httpx.patch(f"{suite.url(simulator)}/_sandbox/config", json=patch).raise_for_status()
         for name, count in REPLICAS.items():
             for n in range(count):
                 replicas.start(name, n)
@@ -102,11 +96,11 @@ def replicas(amqp_url: str, tmp_path: Path) -> Iterator[Replicas]:
 
 
 def github(replicas: Replicas) -> str:
-    return f"http://127.0.0.1:{replicas.suite.env['SANDBOX_GITHUB_PORT']}"
+    return replicas.suite.url("github")
 
 
 def pipedrive(replicas: Replicas) -> str:
-    return f"http://127.0.0.1:{replicas.suite.env['SANDBOX_PIPEDRIVE_PORT']}"
+    return replicas.suite.url("pipedrive")
 
 
 def track_all(replicas: Replicas, logins: list[str]) -> None:

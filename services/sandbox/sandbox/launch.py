@@ -21,6 +21,14 @@ import httpx
 SERVICES = ("pipedrive_writer", "github_poller", "gateway")
 SANDBOX_GITHUB_TOKEN = "sandbox-github-token"
 SANDBOX_PIPEDRIVE_TOKEN = "sandbox-pipedrive-token"
+# The setting holding each process's port, and its default (both simulators: one process).
+PORT_SETTINGS = {
+    "github": ("SANDBOX_GITHUB_PORT", "9001"),
+    "pipedrive": ("SANDBOX_PIPEDRIVE_PORT", "9002"),
+    "gateway": ("GATEWAY_PORT", "8080"),
+    "github_poller": ("GITHUB_POLLER_PORT", "9101"),
+    "pipedrive_writer": ("PIPEDRIVE_WRITER_PORT", "9102"),
+}
 
 
 @dataclass
@@ -59,16 +67,15 @@ class Suite:
     log_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
 
+    def url(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        """Base URL of a service (its HTTP or ops port) or of a simulator."""
+        setting, default = PORT_SETTINGS[name]
+        return f"http://127.0.0.1:{(env or self.env).get(setting, default)}"
+
     def ready_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
-        env = env or self.env
-        port = {
-            "sandbox": env.get("SANDBOX_GITHUB_PORT", "9001"),
-            "gateway": env.get("GATEWAY_PORT", "8080"),
-            "github_poller": env.get("GITHUB_POLLER_PORT", "9101"),
-            "pipedrive_writer": env.get("PIPEDRIVE_WRITER_PORT", "9102"),
-        }[name]
-        path = "/_sandbox/config" if name == "sandbox" else "/readyz"
-        return f"http://127.0.0.1:{port}{path}"
+        if name == "sandbox":
+            return self.url("github", env) + "/_sandbox/config"
+        return self.url(name, env) + "/readyz"
 
     def start(
         self,
