@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,6 @@ from tests.monitor.monitoring import (
     GRAFANA_DIR,
     HEALTH_PORT,
     PROMETHEUS_DIR,
-    REPO,
     SETTINGS,
     all_setting_names,
     code_settings,
@@ -31,16 +29,12 @@ from tests.monitor.monitoring import (
     load_yaml,
     sandbox_env,
 )
+from tests.specs import COMPOSE_SPEC, spec_file
 
 IMAGE = "gistsync:latest"
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
 # `docker compose up --scale github_poller=N --scale pipedrive_writer=M` must work as it is.
 SCALED = ("github_poller", "pipedrive_writer")
-
-
-def specs_dir() -> Path:
-    override = os.environ.get("GISTSYNC_SPECS_DIR")
-    return Path(override) if override else REPO.parent / "shared" / "specs"
 
 
 # --- interpolation, as compose does it before validating ---------------------------------------
@@ -129,10 +123,7 @@ def environment(service: dict[str, Any]) -> dict[str, str | None]:
 
 
 def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
-    spec = specs_dir() / "compose-spec.json"
-    if not spec.is_file():
-        pytest.fail(f"{spec} is missing (set GISTSYNC_SPECS_DIR)")
-    validator = jsonschema.Draft7Validator(json.loads(spec.read_text()))
+    validator = jsonschema.Draft7Validator(json.loads(spec_file(COMPOSE_SPEC).read_text()))
     errors = [
         f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
         for error in validator.iter_errors(compose)
@@ -142,10 +133,7 @@ def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
 
 def test_the_validation_would_catch_a_mistake(compose: dict[str, Any]) -> None:
     """Guards the test above against a schema that accepts anything."""
-    spec = specs_dir() / "compose-spec.json"
-    if not spec.is_file():
-        pytest.fail(f"{spec} is missing (set GISTSYNC_SPECS_DIR)")
-    validator = jsonschema.Draft7Validator(json.loads(spec.read_text()))
+    validator = jsonschema.Draft7Validator(json.loads(spec_file(COMPOSE_SPEC).read_text()))
     broken = json.loads(json.dumps(compose))
     broken["services"]["gateway"]["restart_policy"] = "always"
     assert list(validator.iter_errors(broken))

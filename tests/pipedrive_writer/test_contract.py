@@ -3,9 +3,7 @@ conforms to the official Pipedrive spec (checked with the sandbox's openapi-core
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,16 +14,17 @@ from pipedrive_writer.pipedrive import OPERATIONS, PipedriveUnavailable
 from sandbox.contract import Contract, pipedrive_errata, pipedrive_fallbacks
 from tests.pipedrive_writer.conftest import Harness
 from tests.pipedrive_writer.factories import discovered
-
-SPECS = Path(os.environ.get("GISTSYNC_SPECS_DIR", Path(__file__).parents[3] / "shared" / "specs"))
+from tests.specs import PIPEDRIVE_SPEC, spec_file
 
 
 @pytest.fixture(scope="module")
 def contract() -> Contract:
-    spec = SPECS / "pipedrive-v2.yaml"
-    if not spec.is_file():
-        pytest.fail(f"{spec} is missing (set GISTSYNC_SPECS_DIR)")
-    return Contract.load(spec, "https://api.pipedrive.com", pipedrive_fallbacks, pipedrive_errata)
+    return Contract.load(
+        spec_file(PIPEDRIVE_SPEC),
+        "https://api.pipedrive.com",
+        pipedrive_fallbacks,
+        pipedrive_errata,
+    )
 
 
 def operation_of(request: httpx.Request) -> str:

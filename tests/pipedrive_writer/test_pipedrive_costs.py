@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipedrive_writer.pipedrive import OPERATIONS
 from sandbox.contract import load_spec
-
-SPECS = Path(os.environ.get("GISTSYNC_SPECS_DIR", Path(__file__).parents[3] / "shared" / "specs"))
-SPEC = SPECS / "pipedrive-v2.yaml"
+from tests.specs import PIPEDRIVE_SPEC, spec_file
 
 
 @pytest.fixture(scope="module")
 def spec_operations() -> dict[str, tuple[str, str, Any]]:
-    if not SPEC.is_file():
-        pytest.fail(f"{SPEC} is missing (set GISTSYNC_SPECS_DIR)")
-    spec = load_spec(SPEC)
+    document = load_spec(spec_file(PIPEDRIVE_SPEC))
     found: dict[str, tuple[str, str, Any]] = {}
-    for path, item in spec["paths"].items():
+    for path, item in document["paths"].items():
         for method, op in item.items():
             if isinstance(op, dict) and "operationId" in op:
                 found[op["operationId"]] = (method.upper(), path, op.get("x-token-cost"))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,34 +15,19 @@ from sandbox.contract import (
     pipedrive_fallbacks,
 )
 from sandbox.testing import FakeClock
-
-GITHUB_SPEC = "github-gists-subset.json"
-PIPEDRIVE_SPEC = "pipedrive-v2.yaml"
+from tests.specs import GITHUB_SPEC, PIPEDRIVE_SPEC, spec_file
 
 
 @pytest.fixture(scope="session")
-def specs_dir() -> Path:
-    """../shared/specs beside the repository, or $GISTSYNC_SPECS_DIR. Missing specs fail."""
-    override = os.environ.get("GISTSYNC_SPECS_DIR")
-    directory = (
-        Path(override) if override else Path(__file__).parents[2].parent / "shared" / "specs"
-    )
-    for name in (GITHUB_SPEC, PIPEDRIVE_SPEC):
-        if not (directory / name).is_file():
-            pytest.fail(f"spec file {directory / name} is missing (set GISTSYNC_SPECS_DIR)")
-    return directory
+def github_contract() -> Contract:
+    return Contract.load(spec_file(GITHUB_SPEC), "https://api.github.com", github_fallbacks)
 
 
 @pytest.fixture(scope="session")
-def github_contract(specs_dir: Path) -> Contract:
-    return Contract.load(specs_dir / GITHUB_SPEC, "https://api.github.com", github_fallbacks)
-
-
-@pytest.fixture(scope="session")
-def pipedrive_contract(specs_dir: Path) -> Contract:
+def pipedrive_contract() -> Contract:
     # The spec's server is https://api.pipedrive.com/api/v2; our paths keep the /api/v2.
     return Contract.load(
-        specs_dir / PIPEDRIVE_SPEC,
+        spec_file(PIPEDRIVE_SPEC),
         "https://api.pipedrive.com",
         pipedrive_fallbacks,
         pipedrive_errata,
