@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint lock clean bench
+.PHONY: install run test test-deploy lint lock clean bench
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 test: install lint
 	$(BIN)/pytest
 
+## The compose stack on a real Docker engine of its own (about 10 minutes; root, see README).
+test-deploy: install
+	bash tests/deploy/compose/run.sh
+
 ## What a sync costs, how fast it is, how it grows (about 12 minutes; see BENCHMARKS.md).
 bench: install
 	$(BIN)/python -m bench
@@ -31,11 +35,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/zizmor --offline --quiet --min-severity low .github
 
-## Re-pin the dependencies after changing pyproject.toml.
+## Re-pin the dependencies (with hashes) after changing pyproject.toml; PyPI only.
+LOCK := PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --strip-extras \
+	--generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links
 lock: install
-	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url -o requirements.lock pyproject.toml
-	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --extra dev -o requirements-dev.lock pyproject.toml
+	$(LOCK) -o requirements.lock pyproject.toml
+	$(LOCK) --extra dev -o requirements-dev.lock pyproject.toml
+	echo "hatchling==$$(sed -nE 's/.*"hatchling==([^"]+)".*/\1/p' pyproject.toml)" \
+		| $(LOCK) -o requirements-build.lock -
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
