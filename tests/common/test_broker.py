@@ -239,8 +239,8 @@ async def test_close_waits_for_in_flight_work(brokers: BrokerFactory) -> None:
 
 def test_every_command_event_and_query_has_exactly_one_queue() -> None:
     routed = [kind for kinds in (*ROUTES.values(), *PARTITIONED.values()) for kind in kinds]
-    # Broadcasts go to per-process queues; ticks to every partition queue.
-    unqueued = BROADCAST_TYPES | {"partition.tick"}
+    # Broadcasts go to per-process queues.
+    unqueued = BROADCAST_TYPES
     sendable = {kind for kind in MESSAGE_TYPES if not kind.startswith("reply.")} - unqueued
     # A poll of everything goes to any poller; a poll of one partition, to its owner.
     assert sorted(routed) == sorted([*sendable, "command.poll_now"])
@@ -253,36 +253,6 @@ async def test_an_expired_request_is_dropped_not_dead_lettered(brokers: BrokerFa
         await client.request(TrackedUsersQuery(), timeout=0.2)
     await asyncio.sleep(0.3)  # past the request's expiration: the broker drops it now
     assert await dead_letters(client, 1, timeout=0.5) == []
-
-
-async def test_a_queries_queue_declared_by_an_older_version_is_replaced(
-    brokers: BrokerFactory, amqp_url: str, prefix: str
-) -> None:
-    # Earlier versions gave the request queues a dead-letter exchange; arguments of a
-    # queue cannot change, so connecting must replace it rather than fail.
-    old = f"{prefix}.pipedrive_writer.queries"
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(
-            old,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": f"{prefix}.dead",
-                "x-delivery-limit": 20,
-            },
-        )
-    server, client = brokers("writer"), brokers("gateway")
-    await server.connect()
-    await client.connect()
-
-    async def answer(message: AnyMessage) -> Message | None:
-        return PollReport(users=1, new_gists=0)
-
-    await server.consume("pipedrive_writer.queries", answer, retry=None)
-    reply = await client.request(TrackedUsersQuery(), timeout=5)
-    assert isinstance(reply, PollReport)
 
 
 async def test_connect_waits_for_a_broker_that_comes_up_late(amqp_url: str, prefix: str) -> None:

@@ -1,5 +1,5 @@
 """Partitions on a real broker: one active replica per partition, failover, rebalancing,
-order, the cross-process lock, broadcasts, and the move from unpartitioned queues."""
+order, the cross-process lock and broadcasts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import zlib
 from collections import defaultdict
 
-import aio_pika
 import pytest
 
 from gistsync.broker import Broker, Retry
@@ -19,10 +18,10 @@ from gistsync.contracts import (
     TrackUser,
     UnseenChanged,
     UserTracked,
-    encode,
     login_key,
 )
-from gistsync.partitions import Ownership, fair_share, partition_of
+from gistsync.transport.partitions import Ownership
+from gistsync.transport.topology import fair_share, partition_of
 from tests.conftest import BrokerFactory
 from tests.waiting import eventually
 
@@ -143,7 +142,7 @@ async def test_when_a_replica_goes_the_other_takes_over_with_nothing_lost_or_reo
     a.delay = b.delay = 0.005
     await send_rounds(publisher, range(10))
     # a goes mid-stream, abruptly: its unacked deliveries return to the queues.
-    await first._connection.close()  # type: ignore[union-attr]
+    await first.connection.amqp.close()  # type: ignore[union-attr]
     await send_rounds(publisher, range(10, 20))
     await eventually(lambda: set(b.gained) == {0, 1, 2, 3}, 10, "b owns all four partitions")
     # At least once: a message a handled but could not ack is handled again by b, right
@@ -198,7 +197,7 @@ async def test_a_lock_holder_that_dies_releases_the_lock(brokers: BrokerFactory)
 
     holder = asyncio.create_task(hold_forever())
     await entered.wait()
-    await one._connection.close()  # type: ignore[union-attr]
+    await one.connection.amqp.close()  # type: ignore[union-attr]
     async with two.lock("organization", timeout=5):
         pass
     holder.cancel()
@@ -226,25 +225,3 @@ async def test_broadcasts_reach_every_listener_from_any_partition(
     await publisher.publish(UnseenChanged(login="octocat", unseen=3))
     expected = ["event.user_tracked"] * 8 + ["event.unseen_changed"]
     await eventually(lambda: heard == {"x": expected, "y": expected}, what="both heard all")
-
-
-async def test_an_unpartitioned_queue_of_an_older_version_is_moved_then_deleted(
-    brokers: BrokerFactory, amqp_url: str, prefix: str
-) -> None:
-    old = f"{prefix}.pipedrive_writer"
-    waiting = [TrackUser(login=login) for login in LOGINS[:6]]
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(old, durable=True, arguments={"x-queue-type": "quorum"})
-        for message in waiting:
-            await channel.default_exchange.publish(aio_pika.Message(encode(message)), old)
-    seen: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    await replica(brokers, "a", seen)
-    await eventually(lambda: len(seen) == 6, what="the waiting messages handled")
-    assert sorted(seen) == sorted(m.login for m in waiting)
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
-            await channel.declare_queue(old, passive=True)

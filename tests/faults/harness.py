@@ -259,7 +259,7 @@ def topology(suite: Suite) -> Topology:
 
 def routing_key(suite: Suite, message: Message) -> str:
     """The key the services publish `message` under."""
-    return topology(suite).routing_key(message)
+    return broker(suite).routing_key(message)
 
 
 def work_queues(suite: Suite, service: str) -> list[str]:
@@ -300,17 +300,22 @@ def publish_raw(suite: Suite, routing_key: str, bodies: Iterable[tuple[str, byte
     asyncio.run(_publish_raw(amqp_url(suite), f"{prefix(suite)}.bus", routing_key, list(bodies)))
 
 
-async def _publish(suite: Suite, messages: Iterable[Message]) -> None:
+def broker(suite: Suite) -> Broker:
+    """A broker client on the suite's names, not yet connected."""
     partitions = int(suite.env["PARTITIONS"])
-    broker = Broker(
+    return Broker(
         amqp_url(suite), prefix=prefix(suite), service="faults-test", partitions=partitions
     )
-    await broker.connect()
+
+
+async def _publish(suite: Suite, messages: Iterable[Message]) -> None:
+    client = broker(suite)
+    await client.connect()
     try:
         for message in messages:
-            await broker.publish(message)
+            await client.publish(message)
     finally:
-        await broker.close()
+        await client.close()
 
 
 def publish(suite: Suite, *messages: Message) -> None:

@@ -20,7 +20,7 @@ from gistsync.contracts import (
     login_key,
 )
 from gistsync.errors import RemoteError
-from gistsync.partitions import partition_of
+from gistsync.transport.topology import partition_of
 from github_poller.__main__ import lifespan
 from tests.conftest import PARTITIONS
 from tests.github_poller.conftest import World, status

@@ -3,7 +3,7 @@
 Every message carries its `type` (also its routing key), a `version`, a `message_id` and the
 `correlation_id` of the HTTP request that caused it. Bodies are JSON; `parse_message` turns
 bytes back into the right model or raises `InvalidMessage` with a reason fit for a
-dead-letter header.
+dead-letter header. The patterns of a login and a gist id are defined here, once.
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+# Raised by `parse_message`; defined with the other errors, so the transport knows it too.
+from gistsync.errors import InvalidMessage as InvalidMessage
+
 SCHEMA_VERSION: Literal[1] = 1
 
 # GitHub's rule: alphanumerics and single hyphens, not at either end, at most 39 characters.
-LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+LOGIN_REGEX = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
+LOGIN_PATTERN = re.compile(rf"^{LOGIN_REGEX}$")
+# A gist id as GitHub makes them (hex today, alphanumerics allowed), unanchored.
+GIST_ID_REGEX = r"[A-Za-z0-9]{1,64}"
 
 
 def check_login(value: str) -> str:
@@ -37,7 +43,7 @@ def login_key(login: str) -> str:
 
 
 Login = Annotated[str, AfterValidator(check_login)]
-GistId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
+GistId = Annotated[str, Field(pattern=rf"^{GIST_ID_REGEX}$")]
 
 
 def new_id() -> str:
@@ -53,6 +59,7 @@ class Model(BaseModel):
 
 
 class Message(Model):
+    type: str  # each message narrows it to its own literal: the union's discriminator
     version: Literal[1] = SCHEMA_VERSION
     message_id: str = Field(default_factory=new_id)
     correlation_id: str = Field(default_factory=new_id)
@@ -158,16 +165,6 @@ class UnseenChanged(Message):
     unseen: int = Field(ge=0)
 
 
-class PartitionTick(Message):
-    """Sent by every replica to every partition queue of its service, every few seconds.
-
-    Whoever receives it is that partition's active consumer; the senders seen tell it how
-    many replicas share the partitions."""
-
-    type: Literal["partition.tick"] = "partition.tick"
-    replica: str = Field(min_length=1, max_length=64)
-
-
 # --- queries and replies -------------------------------------------------------------------
 
 
@@ -177,7 +174,18 @@ class UserExistsQuery(Message):
 
 
 class TrackedUsersQuery(Message):
+    """Every tracked user, or (with a `partition`) only that partition's: what a poller
+    that gained the partition polls."""
+
     type: Literal["query.tracked_users"] = "query.tracked_users"
+    partition: int | None = Field(default=None, ge=0)
+
+
+class UserStatusQuery(Message):
+    """One user, answered by the writer that owns the user's partition."""
+
+    type: Literal["query.user_status"] = "query.user_status"
+    login: Login
 
 
 class GistsQuery(Message):
@@ -197,6 +205,11 @@ class UserExistsReply(Message):
 class TrackedUsersReply(Message):
     type: Literal["reply.tracked_users"] = "reply.tracked_users"
     users: tuple[TrackedUser, ...]
+
+
+class UserStatusReply(Message):
+    type: Literal["reply.user_status"] = "reply.user_status"
+    user: TrackedUser | None = None  # None: not tracked
 
 
 class GistsReply(Message):
@@ -229,12 +242,13 @@ AnyMessage = Annotated[
     | UserUntracked
     | GistDiscovered
     | UnseenChanged
-    | PartitionTick
     | UserExistsQuery
     | TrackedUsersQuery
+    | UserStatusQuery
     | GistsQuery
     | UserExistsReply
     | TrackedUsersReply
+    | UserStatusReply
     | GistsReply
     | PollReport
     | ErrorReply,
@@ -245,14 +259,6 @@ MESSAGE_TYPES: frozenset[str] = frozenset(
     model.model_fields["type"].default for model in get_args(get_args(AnyMessage)[0])
 )
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
-
-
-class InvalidMessage(ValueError):
-    """A body that is not a valid message; `reason` says why, in one line."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def encode(message: Message) -> bytes:

@@ -25,6 +25,14 @@ class RequestTimeout(TransientError):
     """Nobody answered a request in time."""
 
 
+class InvalidMessage(PermanentError, ValueError):
+    """A body that is not a valid message; `reason` says why, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RemoteError(GistsyncError):
     """The service that answered a request reported a failure."""
 

@@ -26,7 +26,7 @@ from gistsync.contracts import (
     UserUntracked,
 )
 from gistsync.errors import PermanentError
-from gistsync.partitions import partition_of
+from gistsync.transport.topology import partition_of
 from github_poller.github import GitHubClient
 from github_poller.poller import Poller, Request, load_tracked_users
 

@@ -1,10 +1,13 @@
 """What each message does to Pipedrive, and the cache that lets queries cost nothing.
 
-One user's messages run one at a time: across replicas because a user's partition has a
-single active consumer, within this process by a lock per login key. So two deliveries of one
-gist can never both find it missing and both create it. Every create is preceded by a look
-(the cache, filled from Pipedrive at start, or a search), because Pipedrive has no
-idempotency keys; after a create whose outcome is unknown the user is re-read first.
+One user's messages run one at a time, retries included: across replicas because a user's
+partition has a single active consumer, within this process because the transport runs one
+key's deliveries in turn. So two deliveries of one gist can never both find it missing and
+both create it. A lock per login key remains as a safety net for what the transport does not
+order: the start-up read and the queries, which run beside a user's work. Every create is
+preceded by a look (the cache, filled from Pipedrive at start, or a search), because
+Pipedrive has no idempotency keys; after a create whose outcome is unknown the user is
+re-read first.
 
 Replicas: a partition gained from another replica may have changed meanwhile, so its users
 are re-read before their next write, and a user this replica never saw is looked up. Every
@@ -40,7 +43,7 @@ from gistsync.contracts import (
     utcnow,
 )
 from gistsync.errors import PermanentError, TransientError
-from gistsync.partitions import partition_of
+from gistsync.transport.topology import partition_of
 from pipedrive_writer import metrics
 from pipedrive_writer.notes import activity_body
 from pipedrive_writer.pipedrive import PipedriveClient, PipedriveNotFound, PipedriveOutcomeUnknown

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 from prometheus_client import Gauge
 
-from gistsync.broker import Retry
 from gistsync.errors import PermanentError, TransientError
+from gistsync.retry import Retry
 from pipedrive_writer import metrics
 from pipedrive_writer.limiter import Limiter
 

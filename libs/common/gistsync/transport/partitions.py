@@ -1,18 +1,17 @@
-"""Partitions: how replicas of one service share the users, with RabbitMQ as the referee.
+"""Partitioned queues: how replicas of one service share the keys, with RabbitMQ as referee.
 
-Per-user messages go to one of `partitions` durable quorum queues per service, chosen by a
-hash of the login, and each partition queue has a *single active consumer*. Every replica
-subscribes to every partition; the broker delivers each partition to one of them and hands
-it to the next in line the moment that one goes (its connection or channel closes). So one
-user's messages are handled by one replica at a time, in order, and nobody coordinates by
-hand.
+Work of one key goes to one of `partitions` durable quorum queues per service, chosen by a
+hash of the key, and each has a *single active consumer*. Every replica subscribes to every
+partition; the broker delivers each partition to one of them and hands it to the next in
+line the moment that one goes (its connection or channel closes). Within the owner, the
+delivery path keeps each key's messages in order (`delivery.KeyedSerial`).
 
 The broker does not tell a consumer that it became active, and it gives every partition to
 whoever subscribed first. Two small things fill the gaps:
 
-- Ticks: every replica sends a `partition.tick` to every partition of its service every few
-  seconds. The first delivery on a partition (a tick or real work) tells a replica it now
-  owns it (`on_gain`); the ticks' senders tell the owner how many replicas are alive.
+- Ticks: every replica sends a tick to every partition of its service every few seconds.
+  The first delivery on a partition (a tick or real work) tells a replica it now owns it
+  (`on_gain`); the ticks' senders tell the owner how many replicas are alive.
 - Release: a replica that owns more than its fair share (`ceil(partitions / replicas)`)
   lets the excess go. It stops starting work on that partition, waits for what runs to
   finish, then closes that partition's channel: unstarted deliveries go back to the head of
@@ -24,36 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
-import zlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from prometheus_client import Gauge
 
-from gistsync.contracts import InvalidMessage, PartitionTick, new_id, parse_message
-
-if TYPE_CHECKING:
-    from gistsync.broker import Broker, Handler, Retry
+from gistsync.retry import Retry, capped
+from gistsync.transport.connection import Connection
+from gistsync.transport.delivery import Delivery, Handler
+from gistsync.transport.topology import TICK, fair_share
 
 log = logging.getLogger(__name__)
 
 OWNED = Gauge("gistsync_partitions_owned", "Partitions this replica is the active consumer of.")
 REPLICAS = Gauge("gistsync_partition_replicas", "Replicas of this service heard from lately.")
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition of a login key: stable across processes and versions (crc32)."""
-    return zlib.crc32(key.encode()) % partitions
-
-
-def fair_share(partitions: int, replicas: int) -> int:
-    return math.ceil(partitions / max(1, replicas))
 
 
 @dataclass
@@ -92,11 +83,23 @@ class Ownership:
 
 
 class PartitionHooks(Protocol):
-    """What a service does when it gains or loses a partition (both optional to act on)."""
+    """What a service does when it gains or loses a partition."""
 
     async def on_gain(self, partition: int) -> None: ...
 
     def on_loss(self, partition: int) -> None: ...
+
+
+def tick_body(replica: str) -> bytes:
+    return json.dumps({"replica": replica}).encode()
+
+
+def tick_sender(incoming: AbstractIncomingMessage) -> str | None:
+    try:
+        replica = json.loads(incoming.body).get("replica")
+    except (ValueError, AttributeError):
+        return None
+    return replica if isinstance(replica, str) and 0 < len(replica) <= 64 else None
 
 
 @dataclass
@@ -104,9 +107,9 @@ class _Subscription:
     channel: AbstractRobustChannel
     queue: AbstractQueue
     tag: str
-    running: set[asyncio.Task[None]] = field(default_factory=set)
     gain: asyncio.Task[None] | None = None
     releasing: bool = False
+    running: set[asyncio.Task[bool]] = field(default_factory=set)
 
 
 class PartitionConsumer:
@@ -114,7 +117,8 @@ class PartitionConsumer:
 
     def __init__(
         self,
-        broker: Broker,
+        connection: Connection,
+        delivery: Delivery,
         service: str,
         handler: Handler,
         retry: Retry,
@@ -123,13 +127,16 @@ class PartitionConsumer:
         tick_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._broker = broker
+        self._connection = connection
+        self._delivery = delivery
         self.service = service
         self._handler = handler
         self._retry = retry
         self._hooks = hooks
         self._clock = clock
-        self.ownership = Ownership(broker.partitions, f"{service}-{new_id()[:8]}", tick_seconds)
+        self._partitions = connection.topology.partitions
+        replica = f"{service}-{uuid.uuid4().hex[:8]}"
+        self.ownership = Ownership(self._partitions, replica, tick_seconds)
         self._subscriptions: dict[int, _Subscription] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._releaser: asyncio.Task[None] | None = None
@@ -141,7 +148,7 @@ class PartitionConsumer:
         return set(self.ownership.owned)
 
     async def start(self) -> None:
-        for partition in range(self._broker.partitions):
+        for partition in range(self._partitions):
             await self._subscribe(partition)
         self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -150,16 +157,17 @@ class PartitionConsumer:
         moment), or `timeout` passes: one in line behind others may own nothing."""
         deadline = self._clock() + timeout
         while self._clock() < deadline:
-            gains = [s.gain for s in self._subscriptions.values() if s.gain is not None]
             quiet = self._clock() - self._last_gain > 0.2
-            if self.ownership.owned and quiet and all(gain.done() for gain in gains):
+            if self.ownership.owned and quiet and all(g.done() for g in self._gains()):
                 return
             await asyncio.sleep(0.02)
 
     async def caught_up(self) -> None:
         """Wait for the gains under way (a service catching up with a partition)."""
-        gains = [s.gain for s in self._subscriptions.values() if s.gain is not None]
-        await asyncio.gather(*gains, return_exceptions=True)
+        await asyncio.gather(*self._gains(), return_exceptions=True)
+
+    def _gains(self) -> list[asyncio.Task[None]]:
+        return [s.gain for s in self._subscriptions.values() if s.gain is not None]
 
     async def stop(self) -> None:
         """Stop ticking and consuming; deliveries not started go back to their queues."""
@@ -175,27 +183,17 @@ class PartitionConsumer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(subscription.queue.cancel(subscription.tag), 2.0)
 
-    async def drain(self, grace: float) -> None:
-        """Wait (up to `grace`) for the work already started to finish."""
-        running = {task for s in self._subscriptions.values() for task in s.running}
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
     # --- subscribing ------------------------------------------------------------------------
 
     async def _subscribe(self, partition: int) -> None:
-        channel = await self._broker.open_channel()
-        # Passive: declared (with its arguments) by `Broker.connect`; a robust channel
-        # re-declares it on reconnect, so the consumer comes back too.
-        queue = await channel.declare_queue(
-            self._broker.topology.partition(self.service, partition), passive=True
-        )
+        channel = await self._connection.open_channel()
+        # Passive: declared (with its arguments) at connect; a robust channel re-declares
+        # it on reconnect, so the consumer comes back too.
+        name = self._connection.topology.partition(self.service, partition)
+        queue = await channel.declare_queue(name, passive=True)
         channel.close_callbacks.add(lambda *_: self._lost(partition))
         on_message = partial(self._on_message, partition)
-        tag = await self._broker.start_consuming(queue, on_message)
+        tag = await self._connection.start_consuming(queue, on_message)
         self._subscriptions[partition] = _Subscription(channel, queue, tag)
 
     def _lost(self, partition: int) -> None:
@@ -216,10 +214,19 @@ class PartitionConsumer:
             return  # left unacked: back to the queue, for the next owner, when we let go
         if partition not in self.ownership.owned:
             self._gained(partition, subscription)
-        if incoming.type == PartitionTick.model_fields["type"].default:
+        if incoming.type == TICK:
             await self._on_tick(incoming)
             return
-        task = asyncio.create_task(self._work(partition, subscription, incoming))
+        gain = subscription.gain
+
+        async def caught_up() -> None:
+            if gain is not None:  # work waits until we caught up with the last owner's
+                await asyncio.shield(gain)
+
+        task = self._delivery.accept(
+            self.service, incoming, self._handler, self._retry, before=caught_up
+        )
+        # Released only once the deliveries it took are settled or given back.
         subscription.running.add(task)
         task.add_done_callback(subscription.running.discard)
 
@@ -232,25 +239,14 @@ class PartitionConsumer:
         if self._hooks is not None:
             subscription.gain = asyncio.create_task(self._hooks.on_gain(partition))
 
-    async def _work(
-        self, partition: int, subscription: _Subscription, incoming: AbstractIncomingMessage
-    ) -> None:
-        if subscription.gain is not None:
-            # Work waits until the service caught up with what the last owner did.
-            await asyncio.shield(subscription.gain)
-        await self._broker.handle(self.service, incoming, self._handler, self._retry)
-
     async def _on_tick(self, incoming: AbstractIncomingMessage) -> None:
         with contextlib.suppress(Exception):  # a tick is worth nothing once the channel is gone
             await incoming.ack()
-        try:
-            tick = parse_message(incoming.body)
-        except InvalidMessage:
-            return
-        if not isinstance(tick, PartitionTick):
+        sender = tick_sender(incoming)
+        if sender is None:
             return
         now = self._clock()
-        self.ownership.heard(tick.replica, now)
+        self.ownership.heard(sender, now)
         REPLICAS.set(self.ownership.replicas(now))
         excess = self.ownership.excess(now)
         if excess and (self._releaser is None or self._releaser.done()) and not self._stopping:
@@ -260,12 +256,15 @@ class PartitionConsumer:
     # --- ticking and releasing ----------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        body = tick_body(self.ownership.replica)
         while True:
-            for partition in range(self._broker.partitions):
-                tick = PartitionTick(replica=self.ownership.replica)
+            for partition in range(self._partitions):
                 try:
-                    await self._broker.publish(
-                        tick, routing_key=self._broker.topology.tick_key(self.service, partition)
+                    await self._connection.publish(
+                        body,
+                        kind=TICK,
+                        routing_key=self._connection.topology.tick_key(self.service, partition),
+                        message_id=uuid.uuid4().hex,
                     )
                 except Exception as exc:  # disconnected: the next round tries again
                     log.debug("tick not sent", extra={"error": repr(exc)})
@@ -284,8 +283,9 @@ class PartitionConsumer:
             subscription.releasing = True
             if subscription.gain is not None:
                 await asyncio.gather(subscription.gain, return_exceptions=True)
-            if subscription.running:
-                await asyncio.wait(set(subscription.running))
+            running = {task for task in subscription.running if not task.done()}
+            if running:
+                await asyncio.wait(running)
             self._lost(partition)
             with contextlib.suppress(Exception):
                 await subscription.channel.close()
@@ -301,4 +301,4 @@ class PartitionConsumer:
             except Exception as exc:  # the connection is down: it comes back by itself
                 log.warning("subscribe failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = capped(delay)
