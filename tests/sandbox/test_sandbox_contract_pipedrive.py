@@ -34,17 +34,34 @@ class Op:
         return f"{self.method} {self.path}"
 
 
+SINCE = "2026-03-01T00:00:00Z"
 OPS = [
     Op("POST", "/organizations", body={"name": "GITHUB_GISTS"}, bad={"name": 7},
        bad_request_valid=False),
+    Op("GET", "/organizations", {"owner_id": 1, "ids": "1,2", "updated_since": SINCE,
+                                 "updated_until": "2026-03-02T00:00:00+01:00",
+                                 "sort_by": "update_time", "sort_direction": "desc",
+                                 "include_fields": "people_count", "limit": 1},
+       bad={"updated_since": "2026-03-01"}),
     Op("GET", "/organizations/1", missing="/organizations/999", bad_path="/organizations/one",
        bad_request_valid=False),
+    Op("PATCH", "/organizations/1", body={"name": "GITHUB_GISTS (renamed)", "website": None},
+       bad={"name": "  "}, missing="/organizations/999"),
+    Op("DELETE", "/organizations/1", missing="/organizations/999",
+       bad_path="/organizations/one", bad_request_valid=False),
     Op("GET", "/organizations/search", {"term": "github", "fields": "name"},
        bad={"term": "g"}),
     Op("POST", "/persons", body={"name": "Alice", "org_id": 1,
                                  "emails": [{"value": "a@x.io", "primary": True, "label": "work"}]},
        bad={"org_id": 1}),
+    Op("GET", "/persons", {"org_id": 1, "deal_id": 1, "updated_since": SINCE,
+                           "sort_by": "add_time", "limit": 1},
+       bad={"ids": "1,one"}),
     Op("GET", "/persons/1", missing="/persons/999", bad_path="/persons/one",
+       bad_request_valid=False),
+    Op("PATCH", "/persons/1", body={"name": "Alice Liddell", "emails": [{"value": "a@x.io"}]},
+       bad={"org_id": 42}, missing="/persons/999"),
+    Op("DELETE", "/persons/1", missing="/persons/999", bad_path="/persons/one",
        bad_request_valid=False),
     Op("GET", "/persons/search", {"term": "alice", "exact_match": "true", "organization_id": 1},
        bad={"term": "alice", "cursor": "%%%"}),
@@ -54,7 +71,10 @@ OPS = [
        bad_request_valid=False),
     Op("PATCH", "/deals/1", body={"status": "lost"}, bad={"status": "maybe"},
        missing="/deals/999"),
-    Op("GET", "/deals", {"org_id": 1, "person_id": 1, "status": "open", "limit": 1},
+    Op("DELETE", "/deals/1", missing="/deals/999", bad_path="/deals/one",
+       bad_request_valid=False),
+    Op("GET", "/deals", {"org_id": 1, "person_id": 1, "status": "open", "limit": 1,
+                         "updated_since": SINCE, "sort_by": "update_time"},
        bad={"limit": 501}),
     Op("GET", "/deals/search", {"term": "Gists for", "organization_id": 1, "status": "open"},
        bad={"term": "gists", "limit": 0}),
@@ -67,7 +87,11 @@ OPS = [
        bad_request_valid=False),
     Op("PATCH", "/activities/1", body={"done": True, "note": "<b>edited</b>"},
        bad={"participants": [{"primary": True}]}, missing="/activities/999"),
-    Op("GET", "/activities", {"deal_id": 1, "done": "false", "limit": 1},
+    Op("DELETE", "/activities/1", missing="/activities/999", bad_path="/activities/one",
+       bad_request_valid=False),
+    Op("GET", "/activities", {"deal_id": 1, "done": "false", "limit": 1,
+                              "updated_since": SINCE, "sort_by": "due_date",
+                              "sort_direction": "desc", "include_fields": "attendees"},
        bad={"done": "maybe"}, bad_request_valid=False),
 ]  # fmt: skip
 
@@ -89,6 +113,8 @@ async def send(client: httpx.AsyncClient, op: Op, **overrides: Any) -> httpx.Res
     path = overrides.get("path", op.path)
     if op.method == "GET":
         return await client.get(path, params=params)
+    if op.method == "DELETE":
+        return await client.delete(path)
     return await client.request(op.method, path, json=body)
 
 
@@ -109,6 +135,7 @@ async def test_200(
     response = await send(pd, op)
     assert response.status_code == 200, response.text
     assert response.json()["success"] is True
+    assert response.json()["data"], "an empty answer would validate nothing"
     assert pipedrive_contract.check(response) == "operation"
 
 

@@ -131,6 +131,15 @@ async def test_pipedrive_config_defaults(pd_control: httpx.AsyncClient) -> None:
         "search_window_seconds": 2.0,
         "daily_budget": 30000,
     }
+    assert (await pd_control.get("/config")).json()["behaviour"] == {
+        "deleted_by_id": "flagged",
+        "deleted_deal_status": "deleted",
+        "deleted_in_updated_since": False,
+    }
+    refused = await pd_control.patch("/config", json={"behaviour": {"deleted_by_id": "gone"}})
+    assert refused.json() == {
+        "error": "behaviour.deleted_by_id: Input should be 'flagged' or 'not_found'"
+    }
 
 
 @pytest.mark.parametrize(

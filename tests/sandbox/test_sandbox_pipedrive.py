@@ -223,7 +223,7 @@ async def test_deal_list_filters(pd: httpx.AsyncClient, world: dict[str, int]) -
     assert await ids(status="won") == [3]
     assert await ids(status="deleted") == []
     assert await error_of(await pd.get("/deals", params={"status": "gone"}), 400) == (
-        "Parameter 'status' must be one of: open, won, lost, deleted"
+        "Parameter 'status' must be a comma-separated list of: open, won, lost, deleted"
     )
 
 

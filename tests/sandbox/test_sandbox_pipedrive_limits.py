@@ -20,9 +20,13 @@ async def test_every_operation_spends_its_x_token_cost(
         ("POST", "/organizations", {"name": "o"}),
         ("GET", "/organizations/1", None),
         ("GET", "/organizations/search?term=oo", None),
+        ("GET", "/organizations", None),
+        ("PATCH", "/organizations/1", {"name": "oo"}),
         ("POST", "/persons", {"name": "p"}),
         ("GET", "/persons/1", None),
         ("GET", "/persons/search?term=pp", None),
+        ("GET", "/persons", None),
+        ("PATCH", "/persons/1", {"name": "pp"}),
         ("POST", "/deals", {"title": "d"}),
         ("GET", "/deals", None),
         ("GET", "/deals/1", None),
@@ -32,6 +36,10 @@ async def test_every_operation_spends_its_x_token_cost(
         ("GET", "/activities", None),
         ("GET", "/activities/1", None),
         ("PATCH", "/activities/1", {"done": True}),
+        ("DELETE", "/activities/1", None),
+        ("DELETE", "/deals/1", None),
+        ("DELETE", "/persons/1", None),
+        ("DELETE", "/organizations/1", None),
     ]
     left = []
     for method, path, body in calls:
@@ -39,7 +47,7 @@ async def test_every_operation_spends_its_x_token_cost(
         assert response.status_code == 200, (path, response.text)
         left.append(int(response.headers["x-daily-requests-left"]))
     total = sum(TOKEN_COSTS.values())
-    assert total == 5 * 6 + 1 * 4 + 10 * 2 + 20 * 3  # 114
+    assert total == 5 * 8 + 1 * 4 + 10 * 4 + 20 * 3 + 3 * 4  # 156
     assert left[-1] == 30_000 - total
     assert left[:3] == [29_995, 29_994, 29_974]
     stats = (await pd_control.get("/stats")).json()
@@ -47,7 +55,7 @@ async def test_every_operation_spends_its_x_token_cost(
     # Failed requests are charged too (the server did the work), refused ones are not.
     assert (await pd.get("/persons/999")).status_code == 404
     del pd.headers["x-api-token"]
-    assert (await pd.get("/persons/1")).status_code == 401
+    assert (await pd.get("/persons/2")).status_code == 401
     assert (await pd_control.get("/stats")).json()["tokens_spent"] == total + 1
 
 

@@ -16,12 +16,17 @@ from sandbox.pipedrive_schema import (
     DEAL_BODY,
     DEAL_KEYS,
     DEAL_NULLABLE,
+    LIST_INCLUDE_FIELDS,
+    LIST_PARAMS,
+    LIST_SORT_FIELDS,
     ORGANIZATION_BODY,
     ORGANIZATION_KEYS,
     ORGANIZATION_NULLABLE,
+    ORGANIZATION_PATCH_BODY,
     PERSON_BODY,
     PERSON_KEYS,
     PERSON_NULLABLE,
+    PERSON_PATCH_BODY,
     SEARCH_FIELDS,
     SEARCH_ROUTES,
     TOKEN_COSTS,
@@ -70,6 +75,8 @@ BODIES = [
     ("POST", "/activities", ACTIVITY_BODY, []),
     ("PATCH", "/activities/{id}", ACTIVITY_BODY, []),
     ("PATCH", "/deals/{id}", DEAL_BODY, []),
+    ("PATCH", "/organizations/{id}", ORGANIZATION_PATCH_BODY, []),
+    ("PATCH", "/persons/{id}", PERSON_PATCH_BODY, []),
 ]
 
 
@@ -106,11 +113,12 @@ def test_response_keys_and_nullables(
     nullable: frozenset[str],
 ) -> None:
     spec = pipedrive_contract.raw
-    shapes = [data_schema(spec, "POST", collection), data_schema(spec, "GET", item)]
-    if collection in ("/deals", "/activities"):
-        shapes.append(data_schema(spec, "GET", collection))
-    if collection == "/activities":
-        shapes.append(data_schema(spec, "PATCH", item))
+    shapes = [
+        data_schema(spec, "POST", collection),
+        data_schema(spec, "GET", collection),
+        data_schema(spec, "GET", item),
+        data_schema(spec, "PATCH", item),
+    ]
     for shape in shapes:
         properties = shape["properties"]
         assert tuple(properties) == keys
@@ -139,3 +147,27 @@ def test_search_fields_match_the_spec_enum(
     params = operation(pipedrive_contract.raw, "GET", path)["parameters"]
     [fields] = [p for p in params if p["name"] == "fields"]
     assert SEARCH_FIELDS[kind] == tuple(fields["schema"]["enum"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("organization", "/organizations"), ("person", "/persons"), ("deal", "/deals"),
+     ("activity", "/activities")],
+)  # fmt: skip
+def test_list_parameters_match_the_spec(pipedrive_contract: Contract, kind: str, path: str) -> None:
+    params = {p["name"]: p for p in operation(pipedrive_contract.raw, "GET", path)["parameters"]}
+    assert set(params) == LIST_PARAMS[kind]
+    assert LIST_SORT_FIELDS[kind] == tuple(params["sort_by"]["schema"]["enum"])
+    assert LIST_INCLUDE_FIELDS[kind] == tuple(params["include_fields"]["schema"]["enum"])
+    assert params["sort_by"]["schema"]["default"] == "id"
+    assert params["sort_direction"]["schema"]["default"] == "asc"
+
+
+@pytest.mark.parametrize("path", ["/organizations", "/persons", "/deals", "/activities"])
+def test_delete_answers_the_id(pipedrive_contract: Contract, path: str) -> None:
+    """The simulator answers {"success": true, "data": {"id": N}}: the spec's whole schema."""
+    content = operation(pipedrive_contract.raw, "DELETE", f"{path}/{{id}}")["responses"]["200"]
+    schema = content["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == {"success", "data"}
+    data = schema["properties"]["data"]["properties"]
+    assert set(data) == {"id"} and data["id"]["type"] == "integer"

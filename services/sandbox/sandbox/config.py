@@ -58,6 +58,20 @@ class PipedriveLimits(_Strict):
     daily_budget: int = Field(default=30_000, ge=0)
 
 
+class PipedriveBehaviour(_Strict):
+    """What Pipedrive does with deleted records where no public document says (see README)."""
+
+    # GET, PATCH and DELETE by id of a deleted record: answered with `is_deleted: true`
+    # ("flagged": the spec's "marks as deleted"), or 404 as if it were gone ("not_found").
+    deleted_by_id: Literal["flagged", "not_found"] = "flagged"
+    # The `status` a deleted deal shows: "deleted" (the status filter's value) or its status
+    # before the delete ("kept"). `is_deleted` is true either way.
+    deleted_deal_status: Literal["deleted", "kept"] = "deleted"
+    # Whether a list read with `updated_since` also returns deleted persons, organizations
+    # and activities (flagged). Deals follow the spec: only with `status=deleted`.
+    deleted_in_updated_since: bool = False
+
+
 class SimulatorConfig(_Strict):
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -68,6 +82,7 @@ class GitHubConfig(SimulatorConfig):
 
 class PipedriveConfig(SimulatorConfig):
     limits: PipedriveLimits = Field(default_factory=PipedriveLimits)
+    behaviour: PipedriveBehaviour = Field(default_factory=PipedriveBehaviour)
 
 
 def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -171,6 +171,8 @@ def pipedrive_fallbacks(spec: Spec) -> dict[int, Spec | None]:
 CURSOR_OPERATIONS = (
     ("/activities", "get"),
     ("/deals", "get"),
+    ("/persons", "get"),
+    ("/organizations", "get"),
     ("/deals/search", "get"),
     ("/persons/search", "get"),
     ("/organizations/search", "get"),

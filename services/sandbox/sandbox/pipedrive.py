@@ -16,7 +16,8 @@ from aiohttp import web
 
 from sandbox import pipedrive_errors as errors
 from sandbox.pipedrive_errors import ApiError
-from sandbox.pipedrive_paging import page_by_id, page_by_offset
+from sandbox.pipedrive_lists import list_records
+from sandbox.pipedrive_paging import page_by_offset
 from sandbox.pipedrive_schema import SEARCH_ROUTES, TOKEN_COSTS
 from sandbox.pipedrive_search import parse_search, search, search_item
 from sandbox.pipedrive_state import (
@@ -26,7 +27,7 @@ from sandbox.pipedrive_state import (
     PERSON,
     EntityKind,
     PipedriveState,
-    render,
+    Record,
 )
 from sandbox.pipedrive_validation import bool_param, enum_param, int_param, limit_param
 from sandbox.ratelimit import whole_seconds
@@ -44,7 +45,6 @@ from sandbox.web_common import (
 API_PREFIX = "/api/v2"
 R = TypeVar("R", bound=web.StreamResponse)
 STATE_KEY = web.AppKey("pipedrive_state", PipedriveState)
-DEAL_LIST_STATUSES = ("open", "won", "lost", "deleted")
 
 
 def create_pipedrive_app(state: PipedriveState | None = None, *, token: str) -> web.Application:
@@ -174,6 +174,31 @@ def _getter(kind: EntityKind) -> ApiHandler:
     return handler
 
 
+def _updater(update: Callable[[PipedriveState, int, Any], Record]) -> ApiHandler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        entity_id = _entity_id(request)
+        body = await _json_body(request)
+        return _ok(update(_state(request), entity_id, body))
+
+    return handler
+
+
+def _deleter(kind: EntityKind) -> ApiHandler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _ok(_state(request).delete(kind, _entity_id(request)))
+
+    return handler
+
+
+def _lister(kind: EntityKind) -> ApiHandler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        sim = _state(request)
+        page, next_cursor = list_records(sim, kind, request.query)
+        return _ok([sim.view(kind, record) for record in page], next_cursor)
+
+    return handler
+
+
 def _searcher(kind: EntityKind, *filters: tuple[str, str]) -> ApiHandler:
     """filters: (query parameter, record field) pairs, e.g. ("organization_id", "org_id")."""
 
@@ -197,68 +222,31 @@ def _searcher(kind: EntityKind, *filters: tuple[str, str]) -> ApiHandler:
     return handler
 
 
-async def _update_activity(request: web.Request) -> web.StreamResponse:
-    entity_id = _entity_id(request)
-    body = await _json_body(request)
-    return _ok(_state(request).update_activity(entity_id, body))
-
-
-async def _update_deal(request: web.Request) -> web.StreamResponse:
-    entity_id = _entity_id(request)
-    body = await _json_body(request)
-    return _ok(_state(request).update_deal(entity_id, body))
-
-
-async def _list_deals(request: web.Request) -> web.StreamResponse:
-    sim, query = _state(request), request.query
-    status = enum_param(query, "status", DEAL_LIST_STATUSES)
-    records = sim.select(
-        DEAL,
-        org_id=int_param(query, "org_id"),
-        person_id=int_param(query, "person_id"),
-        status=None if status == "deleted" else status,
-        is_deleted=status == "deleted",  # nothing is ever deleted here
-    )
-    page, next_cursor = page_by_id(records, _id, limit_param(query), query.get("cursor"))
-    return _ok([render(DEAL, r) for r in page], next_cursor)
-
-
-async def _list_activities(request: web.Request) -> web.StreamResponse:
-    sim, query = _state(request), request.query
-    records = sim.select(
-        ACTIVITY,
-        deal_id=int_param(query, "deal_id"),
-        person_id=int_param(query, "person_id"),
-        org_id=int_param(query, "org_id"),
-        done=bool_param(query, "done"),
-    )
-    page, next_cursor = page_by_id(records, _id, limit_param(query), query.get("cursor"))
-    return _ok([render(ACTIVITY, r) for r in page], next_cursor)
-
-
-def _id(record: dict[str, Any]) -> int:
-    return int(record["id"])
-
-
 def _add_api_routes(app: web.Application) -> None:
     r = app.router
-    p = API_PREFIX
-    # Searches before /{id}: aiohttp matches routes in registration order.
-    r.add_get(f"{p}/organizations/search", _searcher(ORGANIZATION))
-    r.add_post(f"{p}/organizations", _creator(PipedriveState.create_organization))
-    r.add_get(f"{p}/organizations/{{id}}", _getter(ORGANIZATION))
-    r.add_get(f"{p}/persons/search", _searcher(PERSON, ("organization_id", "org_id")))
-    r.add_post(f"{p}/persons", _creator(PipedriveState.create_person))
-    r.add_get(f"{p}/persons/{{id}}", _getter(PERSON))
-    r.add_get(
-        f"{p}/deals/search",
-        _searcher(DEAL, ("organization_id", "org_id"), ("person_id", "person_id")),
-    )
-    r.add_post(f"{p}/deals", _creator(PipedriveState.create_deal))
-    r.add_get(f"{p}/deals", _list_deals)
-    r.add_get(f"{p}/deals/{{id}}", _getter(DEAL))
-    r.add_patch(f"{p}/deals/{{id}}", _update_deal)
-    r.add_get(f"{p}/activities", _list_activities)
-    r.add_post(f"{p}/activities", _creator(PipedriveState.create_activity))
-    r.add_get(f"{p}/activities/{{id}}", _getter(ACTIVITY))
-    r.add_patch(f"{p}/activities/{{id}}", _update_activity)
+    # Updates call the method on the instance, so a subclass's override (benchmarks) runs.
+    kinds = [
+        ("organizations", ORGANIZATION, PipedriveState.create_organization,
+         lambda sim, i, body: sim.update_organization(i, body)),
+        ("persons", PERSON, PipedriveState.create_person,
+         lambda sim, i, body: sim.update_person(i, body)),
+        ("deals", DEAL, PipedriveState.create_deal,
+         lambda sim, i, body: sim.update_deal(i, body)),
+        ("activities", ACTIVITY, PipedriveState.create_activity,
+         lambda sim, i, body: sim.update_activity(i, body)),
+    ]  # fmt: skip
+    searches = {
+        "organizations": _searcher(ORGANIZATION),
+        "persons": _searcher(PERSON, ("organization_id", "org_id")),
+        "deals": _searcher(DEAL, ("organization_id", "org_id"), ("person_id", "person_id")),
+    }
+    for name, kind, create, update in kinds:
+        base = f"{API_PREFIX}/{name}"
+        # Searches before /{id}: aiohttp matches routes in registration order.
+        if name in searches:
+            r.add_get(f"{base}/search", searches[name])
+        r.add_get(base, _lister(kind))
+        r.add_post(base, _creator(create))
+        r.add_get(f"{base}/{{id}}", _getter(kind))
+        r.add_patch(f"{base}/{{id}}", _updater(update))
+        r.add_delete(f"{base}/{{id}}", _deleter(kind))

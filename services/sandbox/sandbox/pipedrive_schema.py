@@ -66,6 +66,10 @@ ORGANIZATION_BODY: Mapping[str, Field] = {
     "custom_fields": FREE_OBJECT,
 }
 
+ORGANIZATION_PATCH_BODY: Mapping[str, Field] = {
+    k: v for k, v in ORGANIZATION_BODY.items() if k != "add_time"
+}
+
 PERSON_BODY: Mapping[str, Field] = {
     "name": S,
     "owner_id": I,
@@ -86,6 +90,9 @@ PERSON_BODY: Mapping[str, Field] = {
     "custom_fields": FREE_OBJECT,
 }
 
+PERSON_PATCH_BODY: Mapping[str, Field] = {k: v for k, v in PERSON_BODY.items() if k != "add_time"}
+
+# POST /deals and PATCH /deals/{id} share this body in the spec.
 DEAL_BODY: Mapping[str, Field] = {
     "title": S,
     "owner_id": I,
@@ -189,20 +196,28 @@ ACTIVITY_NULLABLE: frozenset[str] = frozenset()
 # x-token-cost of each operation the simulator implements (route keys as in /_sandbox/stats).
 TOKEN_COSTS: Mapping[str, int] = {
     "POST /organizations": 5,
+    "GET /organizations": 10,
     "GET /organizations/search": 20,
     "GET /organizations/{id}": 1,
+    "PATCH /organizations/{id}": 5,
+    "DELETE /organizations/{id}": 3,
     "POST /persons": 5,
+    "GET /persons": 10,
     "GET /persons/search": 20,
     "GET /persons/{id}": 1,
+    "PATCH /persons/{id}": 5,
+    "DELETE /persons/{id}": 3,
     "POST /deals": 5,
     "GET /deals": 10,
     "GET /deals/search": 20,
     "GET /deals/{id}": 1,
     "PATCH /deals/{id}": 5,
+    "DELETE /deals/{id}": 3,
     "POST /activities": 5,
     "GET /activities": 10,
     "GET /activities/{id}": 1,
     "PATCH /activities/{id}": 5,
+    "DELETE /activities/{id}": 3,
 }
 SEARCH_ROUTES = frozenset(route for route in TOKEN_COSTS if route.endswith("/search"))
 
@@ -212,3 +227,49 @@ SEARCH_FIELDS: Mapping[str, tuple[str, ...]] = {
     "person": ("custom_fields", "email", "notes", "phone", "name"),
     "deal": ("custom_fields", "notes", "title"),
 }
+
+# The lists (GET /organizations, /persons, /deals, /activities): every query parameter the
+# spec defines, the `sort_by` values and the `include_fields` values, per entity.
+_LIST_COMMON = ("filter_id", "ids", "owner_id", "updated_since", "updated_until", "sort_by",
+                "sort_direction", "include_fields", "limit", "cursor")  # fmt: skip
+_LABELS = ("custom_fields", "include_option_labels", "include_labels")
+LIST_PARAMS: Mapping[str, frozenset[str]] = {
+    "organization": frozenset((*_LIST_COMMON, *_LABELS)),
+    "person": frozenset((*_LIST_COMMON, *_LABELS, "org_id", "deal_id")),
+    "deal": frozenset(
+        (*_LIST_COMMON, *_LABELS, "person_id", "org_id", "pipeline_id", "stage_id", "status")
+    ),
+    "activity": frozenset((*_LIST_COMMON, "deal_id", "lead_id", "person_id", "org_id", "done")),
+}
+LIST_SORT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "organization": ("id", "update_time", "add_time"),
+    "person": ("id", "update_time", "add_time"),
+    "deal": ("id", "update_time", "add_time"),
+    "activity": ("id", "update_time", "add_time", "due_date"),
+}
+_COUNTS = ("activities_count", "done_activities_count", "undone_activities_count",
+           "files_count", "notes_count", "followers_count")  # fmt: skip
+_DEAL_COUNTS = ("won_deals_count", "related_won_deals_count", "lost_deals_count",
+                "related_lost_deals_count")  # fmt: skip
+LIST_INCLUDE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "organization": (
+        "next_activity_id", "last_activity_id", "open_deals_count", "related_open_deals_count",
+        "closed_deals_count", "related_closed_deals_count", "email_messages_count",
+        "people_count", *_COUNTS, *_DEAL_COUNTS, "smart_bcc_email",
+    ),
+    "person": (
+        "next_activity_id", "last_activity_id", "open_deals_count", "related_open_deals_count",
+        "closed_deals_count", "related_closed_deals_count", "participant_open_deals_count",
+        "participant_closed_deals_count", "email_messages_count", *_COUNTS, *_DEAL_COUNTS,
+        "last_incoming_mail_time", "last_outgoing_mail_time", "marketing_status",
+        "doi_status", "smart_bcc_email",
+    ),
+    "deal": (
+        "next_activity_id", "last_activity_id", "first_won_time", "products_count",
+        "files_count", "notes_count", "followers_count", "email_messages_count",
+        "activities_count", "done_activities_count", "undone_activities_count",
+        "participants_count", "last_incoming_mail_time", "last_outgoing_mail_time",
+        "smart_bcc_email", "source_lead_id",
+    ),
+    "activity": ("attendees",),
+}  # fmt: skip

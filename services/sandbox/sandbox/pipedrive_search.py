@@ -51,7 +51,7 @@ def search(
     equality with exact_match, substring otherwise."""
     hits: list[tuple[float, Record]] = []
     needle = query.term.casefold()
-    for record in state.select(kind, **filters):
+    for record in state.select(kind, is_deleted=False, **filters):
         best = 0.0
         for value in _values(record, query.fields):
             text = value.casefold()

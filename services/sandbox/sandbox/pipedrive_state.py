@@ -25,9 +25,11 @@ from sandbox.pipedrive_schema import (
     ORGANIZATION_BODY,
     ORGANIZATION_KEYS,
     ORGANIZATION_NULLABLE,
+    ORGANIZATION_PATCH_BODY,
     PERSON_BODY,
     PERSON_KEYS,
     PERSON_NULLABLE,
+    PERSON_PATCH_BODY,
 )
 from sandbox.pipedrive_validation import check_body, check_date, check_time
 from sandbox.ratelimit import RollingWindow
@@ -95,11 +97,34 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
         }
         return stores[kind.name]
 
-    def get(self, kind: EntityKind, entity_id: int) -> Record:
+    def view(self, kind: EntityKind, record: Record) -> Record:
+        """A stored record as the API shows it."""
+        shown = render(kind, record)
+        behaviour = self.config.behaviour
+        if kind is DEAL and record["is_deleted"] and behaviour.deleted_deal_status == "deleted":
+            shown["status"] = "deleted"
+        return shown
+
+    def _find(self, kind: EntityKind, entity_id: int) -> Record:
+        """The stored record an id names, for GET, PATCH and DELETE by id."""
         record = self._store(kind).get(entity_id)
         if record is None:
             raise NotFound()
-        return render(kind, record)
+        if record["is_deleted"] and self.config.behaviour.deleted_by_id == "not_found":
+            raise NotFound()
+        return record
+
+    def get(self, kind: EntityKind, entity_id: int) -> Record:
+        return self.view(kind, self._find(kind, entity_id))
+
+    def delete(self, kind: EntityKind, entity_id: int) -> Record:
+        """Marks the record deleted ("permanently deleted after 30 days", which the sandbox
+        never does). Deleting it again changes nothing, so a retried delete succeeds."""
+        record = self._find(kind, entity_id)
+        if not record["is_deleted"]:
+            record["is_deleted"] = True
+            record["update_time"] = rfc3339(self.clock())
+        return {"id": entity_id}
 
     def _new(self, kind: EntityKind, body: Mapping[str, Any], defaults: Record) -> Record:
         now = rfc3339(self.clock())
@@ -115,7 +140,11 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
         return record
 
     def _require(self, kind: EntityKind, field: str, entity_id: Any) -> None:
-        if entity_id is not None and entity_id not in self._store(kind):
+        if entity_id is None:
+            return
+        record = self._store(kind).get(entity_id)
+        # A deleted record cannot be linked to, as if it were gone.
+        if record is None or record["is_deleted"]:
             raise BadRequest(f"Field '{field}': {kind.name} {entity_id} does not exist")
 
     def create_organization(self, raw: Any) -> Record:
@@ -127,17 +156,21 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
             "label_ids": [],
             "custom_fields": {},
         }
-        return render(ORGANIZATION, self._new(ORGANIZATION, body, defaults))
+        return self.view(ORGANIZATION, self._new(ORGANIZATION, body, defaults))
+
+    def update_organization(self, entity_id: int, raw: Any) -> Record:
+        record = self._find(ORGANIZATION, entity_id)
+        body = check_body(raw, ORGANIZATION_PATCH_BODY, required=())
+        _not_blank(body, "name")
+        return self._patch(ORGANIZATION, record, body)
 
     def create_person(self, raw: Any) -> Record:
         # The spec does not mark `name` required; Pipedrive refuses a person without one.
         body = check_body(raw, PERSON_BODY, required=("name",))
         self._require(ORGANIZATION, "org_id", body.get("org_id"))
-        first, _, last = body["name"].strip().partition(" ")
         defaults = {
             "owner_id": API_USER_ID,
-            "first_name": first,
-            "last_name": last.strip() or None,
+            **_name_parts(body["name"]),
             "emails": [],
             "phones": [],
             "is_deleted": False,
@@ -145,7 +178,16 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
             "label_ids": [],
             "custom_fields": {},
         }
-        return render(PERSON, self._new(PERSON, body, defaults))
+        return self.view(PERSON, self._new(PERSON, body, defaults))
+
+    def update_person(self, entity_id: int, raw: Any) -> Record:
+        record = self._find(PERSON, entity_id)
+        body = check_body(raw, PERSON_PATCH_BODY, required=())
+        _not_blank(body, "name")
+        self._require(ORGANIZATION, "org_id", body.get("org_id"))
+        if "name" in body:
+            body.update(_name_parts(body["name"]))
+        return self._patch(PERSON, record, body)
 
     def create_deal(self, raw: Any) -> Record:
         body = check_body(raw, DEAL_BODY, required=("title",))
@@ -174,15 +216,12 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
             "won_time": now if status == "won" else None,
             "lost_time": now if status == "lost" else None,
         }
-        return render(DEAL, self._new(DEAL, body, defaults))
+        return self.view(DEAL, self._new(DEAL, body, defaults))
 
     def update_deal(self, entity_id: int, raw: Any) -> Record:
-        record = self.deals.get(entity_id)
-        if record is None:
-            raise NotFound()
+        record = self._find(DEAL, entity_id)
         body = check_body(raw, DEAL_BODY, required=())
-        if "title" in body and not body["title"].strip():
-            raise BadRequest("Field 'title' must not be empty")
+        _not_blank(body, "title")
         self._require(PERSON, "person_id", body.get("person_id"))
         self._require(ORGANIZATION, "org_id", body.get("org_id"))
         status = body.get("status", record["status"])
@@ -195,9 +234,7 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
             body["close_time"] = now if closed else None
             body["won_time"] = now if status == "won" else None
             body["lost_time"] = now if status == "lost" else None
-        record.update(copy.deepcopy(body))
-        record["update_time"] = now
-        return render(DEAL, record)
+        return self._patch(DEAL, record, body)
 
     def create_activity(self, raw: Any) -> Record:
         # Neither does the spec mark `subject` required; requiring it catches client bugs.
@@ -217,22 +254,23 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
         }
         record = self._new(ACTIVITY, body, defaults)
         record["person_id"] = _primary_person(record["participants"])
-        return render(ACTIVITY, record)
+        return self.view(ACTIVITY, record)
 
     def update_activity(self, entity_id: int, raw: Any) -> Record:
-        record = self.activities.get(entity_id)
-        if record is None:
-            raise NotFound()
+        record = self._find(ACTIVITY, entity_id)
         body = self._activity_body(raw, required=())
-        if "subject" in body and not body["subject"].strip():
-            raise BadRequest("Field 'subject' must not be empty")
-        now = rfc3339(self.clock())
+        _not_blank(body, "subject")
         if "done" in body and body["done"] != record["done"]:
-            record["marked_as_done_time"] = now if body["done"] else None
+            body["marked_as_done_time"] = rfc3339(self.clock()) if body["done"] else None
+        if "participants" in body:
+            body["person_id"] = _primary_person(body["participants"])
+        return self._patch(ACTIVITY, record, body)
+
+    def _patch(self, kind: EntityKind, record: Record, body: Record) -> Record:
+        """Apply a checked PATCH body; every change bumps update_time (incremental reads)."""
         record.update(copy.deepcopy(body))
-        record["person_id"] = _primary_person(record["participants"])
-        record["update_time"] = now
-        return render(ACTIVITY, record)
+        record["update_time"] = rfc3339(self.clock())
+        return self.view(kind, record)
 
     def _activity_body(self, raw: Any, required: tuple[str, ...]) -> Record:
         body = check_body(raw, ACTIVITY_BODY, required=required)
@@ -262,7 +300,7 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
 
     def snapshot(self) -> dict[str, list[Record]]:
         def rendered(kind: EntityKind) -> list[Record]:
-            return [render(kind, record) for record in self.select(kind)]
+            return [self.view(kind, record) for record in self.select(kind)]
 
         return {
             "organizations": rendered(ORGANIZATION),
@@ -283,6 +321,17 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
 
     def fault_response(self, fault: Fault) -> web.Response:
         return pipedrive_errors.fault_response(fault, self.config.faults.error_status)
+
+
+def _name_parts(name: str) -> Record:
+    """Pipedrive splits a person's name at the first space."""
+    first, _, last = name.strip().partition(" ")
+    return {"first_name": first, "last_name": last.strip() or None}
+
+
+def _not_blank(body: Mapping[str, Any], name: str) -> None:
+    if name in body and not body[name].strip():
+        raise BadRequest(f"Field '{name}' must not be empty")
 
 
 def _timestamp(body: Mapping[str, Any], name: str) -> str | None:

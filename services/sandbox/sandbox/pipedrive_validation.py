@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from multidict import MultiMapping
 
 from sandbox.pipedrive_errors import BadRequest
 from sandbox.pipedrive_schema import Field
+from sandbox.timeutil import parse_iso8601
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+MAX_IDS = 100
 
 
 def check_body(
@@ -116,3 +120,39 @@ def limit_param(query: MultiMapping[str]) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"Parameter 'limit' must be between 1 and {MAX_LIMIT}")
     return limit
+
+
+def list_param(query: MultiMapping[str], name: str, allowed: Iterable[str]) -> tuple[str, ...]:
+    """A comma-separated list of enum values ("Multiple ... as a comma separated array")."""
+    raw = query.get(name)
+    if raw is None:
+        return ()
+    allowed = tuple(allowed)
+    values = tuple(value.strip() for value in raw.split(","))
+    if not all(value in allowed for value in values):
+        raise BadRequest(
+            f"Parameter '{name}' must be a comma-separated list of: {', '.join(allowed)}"
+        )
+    return values
+
+
+def ids_param(query: MultiMapping[str]) -> frozenset[int] | None:
+    """`ids`: "comma separated string array of up to 100 entity ids"."""
+    raw = query.get("ids")
+    if raw is None:
+        return None
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(part.isdigit() for part in parts) or len(parts) > MAX_IDS:
+        raise BadRequest(f"Parameter 'ids' must be a comma-separated list of up to {MAX_IDS} ids")
+    return frozenset(int(part) for part in parts)
+
+
+def time_param(query: MultiMapping[str], name: str) -> datetime | None:
+    """An RFC 3339 date-time (`2025-01-01T10:20:00Z`); a bare date is refused."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    moment = parse_iso8601(raw) if _RFC3339.match(raw) else None
+    if moment is None:
+        raise BadRequest(f"Parameter '{name}' must be an RFC 3339 date-time")
+    return moment
