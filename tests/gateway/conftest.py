@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
 from gateway.app import create_app
 from gateway.limits import RateLimiter
+from gateway.server import GatewayRunner
 from gateway.settings import Settings
 from gistsync.broker import Broker, Retry
 from gistsync.contracts import AnyMessage, Message
@@ -67,18 +69,35 @@ def gateway_settings(amqp_url: str, prefix: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+class GatewayServer(TestServer):
+    """The test server, with the connection handling `python -m gateway` has."""
+
+    def __init__(self, app: web.Application, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.settings = settings
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GatewayRunner(self.app, self.settings, **kwargs)
+
+
 @pytest.fixture
 async def start_gateway(
     amqp_url: str, prefix: str, brokers: BrokerFactory
 ) -> AsyncIterator[StartGateway]:
-    """Starts a gateway with these settings (and optionally a limiter with a fake clock)."""
+    """Starts a gateway with these settings (and optionally limiters with a fake clock)."""
     clients: list[Client] = []
 
-    async def start(*, limiter: RateLimiter | None = None, **overrides: Any) -> Client:
+    async def start(
+        *,
+        limiter: RateLimiter | None = None,
+        auth_failures: RateLimiter | None = None,
+        **overrides: Any,
+    ) -> Client:
         settings = gateway_settings(amqp_url, prefix, **overrides)
         broker: Broker = brokers("gateway", publish_timeout=settings.publish_timeout_seconds)
         await broker.connect()
-        client: Client = TestClient(TestServer(create_app(settings, broker, limiter=limiter)))
+        app = create_app(settings, broker, limiter=limiter, auth_failures=auth_failures)
+        client: Client = TestClient(GatewayServer(app, settings))
         await client.start_server()
         clients.append(client)
         return client

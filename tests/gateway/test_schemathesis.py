@@ -96,6 +96,8 @@ async def test_schemathesis_finds_the_document_true(
         gateway_api_key=API_KEY,
         gateway_rate_limit_per_minute=1_000_000,
         gateway_rate_limit_burst=1_000_000,
+        gateway_auth_failures_per_minute=1_000_000,
+        gateway_auth_failure_burst=1_000_000,
         request_timeout_seconds=5.0,
         fetch_timeout_seconds=5.0,
     )

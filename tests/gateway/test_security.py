@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import ValidationError
 
-from gateway.security import Flash, Keys, client_of, local_path, same_origin
+from gateway.origin import cross_site
+from gateway.security import Flash, Keys, client_of, local_path
 from gateway.settings import Settings
 
 SECRET = b"s" * 32
@@ -59,14 +61,73 @@ def test_sessions_expire_and_end_with_a_new_key() -> None:
     assert not k.session_ok("123.abc")
 
 
-def test_csrf_tokens_must_match_the_cookie_and_be_ours() -> None:
+def test_sessions_are_random_even_within_one_second() -> None:
+    k = keys()  # a clock that does not move
+    first, second = k.new_session(), k.new_session()
+    assert first != second
+    one, two = k.session(first), k.session(second)
+    assert one is not None and two is not None
+    assert one.id != two.id and len(one.id) >= 21  # 128 random bits
+
+
+def test_a_revoked_session_ends_until_it_would_have_expired() -> None:
+    clock = Clock()
+    k = keys(clock=clock, session_max_age=60)
+    token, other = k.new_session(), k.new_session()
+    session = k.session(token)
+    assert session is not None
+    k.revocations.add(session.digest, session.expires)
+    assert not k.session_ok(token)
+    assert k.session_ok(other)
+    clock.now += 61
+    assert len(k.revocations) == 1
+    k.revocations.add("0" * 32, clock.now + 10)
+    assert session.digest not in k.revocations  # it would have expired: forgotten
+
+
+def test_revocations_are_bounded_forgetting_the_soonest_to_expire() -> None:
+    clock = Clock()
+    k = keys(clock=clock)
+    k.revocations.max_entries = 2
+    for n, expires in enumerate((30, 10, 20)):
+        k.revocations.add(f"{n:032x}", clock.now + expires)
+    assert len(k.revocations) == 2
+    assert f"{1:032x}" not in k.revocations
+    assert f"{0:032x}" in k.revocations and f"{2:032x}" in k.revocations
+
+
+def test_csrf_tokens_are_bound_to_the_cookie_and_the_session() -> None:
     k = keys()
-    token = k.new_csrf()
-    assert k.csrf_ok(token, token)
-    assert not k.csrf_ok(token, k.new_csrf())
-    assert not k.csrf_ok(token, None)
+    cookie = k.new_csrf()
+    session = k.session(k.new_session())
+    assert session is not None
+    signed_out = k.form_token(cookie, None)
+    signed_in = k.form_token(cookie, session)
+    assert k.csrf_ok(cookie, signed_out, None)
+    assert k.csrf_ok(cookie, signed_in, session)
+    assert not k.csrf_ok(cookie, signed_out, session)  # a token from before signing in
+    assert not k.csrf_ok(cookie, signed_in, None)  # or after signing out
+    other = k.session(k.new_session())
+    assert not k.csrf_ok(cookie, signed_in, other)  # another session's
+    assert not k.csrf_ok(k.new_csrf(), signed_out, None)  # another browser's cookie
+    assert not k.csrf_ok(cookie, cookie, None)  # the cookie itself is not the token
+    assert not k.csrf_ok(cookie, None, None)
     forged = "abc.def"
-    assert not k.csrf_ok(forged, forged)
+    assert not k.csrf_ok(forged, k.form_token(forged, None), None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\udcff\udcfe", "caf\u00e9", "\x00", "a" * 5000, "x.\udce9", ".", "\u2603.\u2603"],
+)
+def test_tokens_and_keys_from_any_bytes_are_refused_never_an_error(value: str) -> None:
+    k = keys()
+    assert not k.key_ok(value)
+    assert not k.session_ok(value)
+    assert k.unsign("csrf", value) is None
+    assert k.read_flash(value) is None
+    assert not k.csrf_ok(value, value, None)
+    assert not k.csrf_ok(k.new_csrf(), value, None)
 
 
 def test_flash_messages_round_trip_and_refuse_forgeries() -> None:
@@ -123,13 +184,25 @@ def test_redirects_stay_on_this_site(candidate: str | None, expected: str) -> No
         ({"Origin": "http://gistsync.test:8080"}, True),
         ({"Origin": "http://evil.example"}, False),
         ({"Origin": "null"}, False),
+        # Scheme, host and port are all compared.
+        ({"Origin": "https://gistsync.test:8080"}, False),
+        ({"Origin": "http://gistsync.test:8081"}, False),
+        ({"Origin": "http://gistsync.test"}, False),
+        ({"Origin": "http://GISTSYNC.test:8080"}, True),
+        # Another port of the same host is the same site, but not the same origin.
+        ({"Sec-Fetch-Site": "same-site", "Origin": "http://gistsync.test:3000"}, False),
+        # Nothing a browser would send is an origin of ours.
+        ({"Origin": "http://["}, False),
+        ({"Origin": "http://gistsync.test:8080/path"}, False),
+        ({"Origin": "http://user@gistsync.test:8080"}, False),
+        ({"Origin": "javascript://gistsync.test:8080"}, False),
+        ({"Origin": "http://gistsync.test:99999"}, False),
+        ({"Origin": "http://gistsync.test:8080\udcff"}, False),
     ],
 )
 def test_cross_site_requests_are_recognised(headers: dict[str, str], expected: bool) -> None:
-    request = make_mocked_request(
-        "POST", "/users", headers={"Host": "gistsync.test:8080", **headers}
-    )
-    assert same_origin(request) is expected
+    sent = CIMultiDictProxy(CIMultiDict({"Host": "gistsync.test:8080", **headers}))
+    assert cross_site(sent, "http", False) is not expected
 
 
 def test_a_forwarded_host_counts_only_behind_a_trusted_proxy() -> None:
@@ -137,10 +210,11 @@ def test_a_forwarded_host_counts_only_behind_a_trusted_proxy() -> None:
         "Host": "10.0.0.5:8080",
         "Origin": "https://gists.example",
         "X-Forwarded-Host": "gists.example",
+        "X-Forwarded-Proto": "https",
     }
     request = make_mocked_request("POST", "/users", headers=headers)
-    assert not same_origin(request)
-    assert same_origin(request, trust_forwarded=True)
+    assert cross_site(request.headers, "http", False)
+    assert not cross_site(request.headers, "http", True)
 
 
 def test_the_client_is_the_peer_unless_a_proxy_is_trusted() -> None:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.server import GatewayRunner
 from gateway.settings import Settings
 from gistsync.broker import Broker
 from gistsync.service import run
@@ -18,7 +19,7 @@ from gistsync.settings import load
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     broker = Broker.from_settings(settings, "gateway")
     await broker.connect()
-    runner = web.AppRunner(create_app(settings, broker), access_log=None)
+    runner = GatewayRunner(create_app(settings, broker), settings)
     await runner.setup()
     await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
     try:

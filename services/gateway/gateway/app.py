@@ -5,6 +5,7 @@ its clients). Never a hang, never a stack trace."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -18,10 +19,14 @@ from gateway.context import (
     audience_of,
     correlation_id,
 )
+from gateway.forms import BAD_BODY, unreadable_body
+from gateway.guard import HOSTS, guard
 from gateway.limits import RateLimiter
 from gateway.metrics import measure
+from gateway.origin import Hosts, split_names
 from gateway.problems import UPSTREAM_FAILURES, Problem
-from gateway.security import KEYS, LIMITER, Keys, guard
+from gateway.security import AUTH_FAILURES, KEYS, LIMITER, Keys
+from gateway.sessions import REVOCATIONS, RevocationBus
 from gateway.settings import Settings
 from gistsync.broker import Broker
 from gistsync.errors import RemoteError
@@ -64,6 +69,8 @@ async def answer_failures(request: web.Request, handler: Handler) -> web.StreamR
         problem = problems.from_http(exc)
     except Problem as exc:
         problem = exc
+    except BAD_BODY as exc:
+        problem = unreadable_body(exc)  # the client's bytes, not our failure
     except UPSTREAM_FAILURES as exc:
         level = logging.ERROR if isinstance(exc, RemoteError) else logging.WARNING
         log.log(level, "upstream failure", extra={"path": request.path, "error": str(exc)})
@@ -88,8 +95,20 @@ async def stamp(request: web.Request, response: web.StreamResponse) -> None:
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
 
+async def revocation_bus(app: web.Application) -> AsyncIterator[None]:
+    """Sign-outs heard from, and told to, every other running gateway."""
+    bus = app[REVOCATIONS]
+    await bus.start()
+    yield
+    await bus.close()
+
+
 def create_app(
-    settings: Settings, broker: Broker, *, limiter: RateLimiter | None = None
+    settings: Settings,
+    broker: Broker,
+    *,
+    limiter: RateLimiter | None = None,
+    auth_failures: RateLimiter | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[measure, answer_failures, guard],
@@ -97,10 +116,20 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[BROKER] = broker
-    app[KEYS] = Keys.from_settings(settings)
-    app[LIMITER] = limiter or RateLimiter(
-        settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst
-    )
+    app[KEYS] = keys = Keys.from_settings(settings)
+    # `is None`, not `or`: a limiter that has seen no client yet is empty, hence falsy.
+    if limiter is None:
+        limiter = RateLimiter(
+            settings.gateway_rate_limit_per_minute, settings.gateway_rate_limit_burst
+        )
+    if auth_failures is None:
+        auth_failures = RateLimiter(
+            settings.gateway_auth_failures_per_minute, settings.gateway_auth_failure_burst
+        )
+    app[LIMITER], app[AUTH_FAILURES] = limiter, auth_failures
+    app[HOSTS] = Hosts.build(split_names(settings.gateway_allowed_hosts), settings.gateway_host)
+    app[REVOCATIONS] = RevocationBus(broker, keys.revocations, settings.publish_timeout_seconds)
+    app.cleanup_ctx.append(revocation_bus)
     app.on_response_prepare.append(stamp)
     legacy.add_routes(app)
     api.add_routes(app)
@@ -110,6 +139,7 @@ def create_app(
     if settings.api_key is None:
         log.warning(
             "GATEWAY_API_KEY is not set: anyone who reaches this gateway can change what it "
-            "tracks. Do not expose it to the internet."
+            "tracks (browsers refuse other sites' pages, programs are not asked). Do not "
+            "expose it beyond people and programs you trust."
         )
     return app

@@ -40,7 +40,8 @@ class Audience(StrEnum):
 
 
 LEGACY_PATHS = frozenset({"/list", "/new", "/show", "/fetch"})
-# The predecessor's GETs that change state: they are treated like POSTs.
+# The predecessor's GETs that change state: they are treated like POSTs. HEAD never changes
+# anything (`/show` answers its headers, `/new` and `/fetch` do not take it).
 LEGACY_WRITES = frozenset({"/new", "/show", "/fetch"})
 OPEN_PATHS = frozenset(
     {"/metrics", "/healthz", "/readyz", "/openapi.json", "/docs", "/assets/gistsync.css"}
@@ -68,4 +69,6 @@ def audience_of(request: web.Request) -> Audience:
 
 
 def changes_state(request: web.Request) -> bool:
-    return request.method not in READ_METHODS or route_template(request) in LEGACY_WRITES
+    if request.method == "GET":
+        return route_template(request) in LEGACY_WRITES
+    return request.method not in READ_METHODS

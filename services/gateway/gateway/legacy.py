@@ -3,7 +3,9 @@
 matching, nothing marked seen before the page is sent, clear 4xx/5xx statuses).
 
 `/new`, `/show` and `/fetch` change state on GET: when GATEWAY_API_KEY is set they need it,
-in the X-API-Key header, and they are rate limited like every other change.
+in the X-API-Key header, and they are rate limited like every other change. A browser that
+says another site made the request gets 403 (an `<img>` on a hostile page changes nothing).
+HEAD never changes state.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ async def show_user(request: web.Request) -> web.StreamResponse:
         return html(404, pages.message("Not tracked", text))
     shown = upstream.unseen(reply)
     response = html(200, pages.unseen_gists(reply.login, shown))
+    if request.method != "GET":
+        return response  # HEAD: no page is sent, so nothing is seen
     await response.prepare(request)
     await response.write_eof()
     if shown:
@@ -95,6 +99,7 @@ async def fetch(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/list", list_users)
-    app.router.add_get("/new", new_user)
+    # GET is the action itself: HEAD would do it without showing it (405).
+    app.router.add_get("/new", new_user, allow_head=False)
     app.router.add_get("/show", show_user)
-    app.router.add_get("/fetch", fetch)
+    app.router.add_get("/fetch", fetch, allow_head=False)

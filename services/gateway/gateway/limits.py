@@ -58,6 +58,15 @@ class RateLimiter:
             del self._buckets[next(iter(self._buckets))]
         return wait
 
+    def peek(self, client: str) -> float:
+        """What `take` would answer, spending nothing: 0.0 when a token is there."""
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            return 0.0
+        now = self.clock()
+        tokens = min(self.burst, bucket.tokens + max(0.0, now - bucket.stamp) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def __len__(self) -> int:
         return len(self._buckets)
 

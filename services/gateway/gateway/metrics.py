@@ -23,6 +23,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 IN_FLIGHT = Gauge("gistsync_http_requests_in_flight", "HTTP requests being answered.")
+# Refused by the HTTP parser before any route: not in the counters above.
+MALFORMED = Counter(
+    "gistsync_http_malformed_requests_total", "Requests refused as not valid HTTP (400)."
+)
 
 
 @web.middleware

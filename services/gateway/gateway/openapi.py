@@ -131,13 +131,17 @@ SCHEMAS: Json = {
 PROBLEM_TEXT = {
     400: "A path or query parameter is invalid, or the body is not JSON.",
     401: f"The API key is missing or wrong (send it in {API_KEY_HEADER}).",
+    403: "A browser says another site made this request (Sec-Fetch-Site, Origin); "
+    "nothing was changed.",
     404: "No such tracked user, GitHub user or gist.",
     408: "The request body did not arrive in time.",
     409: "The user is already tracked.",
     413: "The request body is too large.",
     415: "The body is not application/json.",
+    421: "The Host header is not one of this gateway's names (GATEWAY_ALLOWED_HOSTS).",
     422: "The body is JSON but not what the operation takes (unknown fields included).",
-    429: "Too many changes from this client; Retry-After says when to try again.",
+    429: "Too many changes, or too many wrong API keys, from this client; Retry-After says "
+    "when to try again.",
     502: "The service that answered reported a failure.",
     503: "The message broker is not reachable; nothing was changed.",
     504: "A service did not answer in time.",
@@ -202,11 +206,11 @@ class Builder:
         """`legacy_error` is how a predecessor's endpoint answers failures (it keeps its own
         format); the JSON API answers problems."""
         keyed = self.keyed if writes else self.reads_keyed
-        statuses = list(upstream)
+        statuses = [*upstream, 421]
         if keyed:
-            statuses.append(401)
+            statuses += [401, 429]
         if writes:
-            statuses.append(429)
+            statuses += [403, 429]
         if body:
             statuses += [400, 408, 413, 415, 422]
         for status in statuses:

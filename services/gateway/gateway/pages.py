@@ -72,7 +72,8 @@ dl.op dt{font-family:ui-monospace,monospace;margin-top:1rem}dl.op dd{margin-left
 
 
 def esc(text: object) -> str:
-    return escape(str(text), quote=True)
+    # Bytes a client sent that are not UTF-8 reach us as lone surrogates: shown as `?`.
+    return escape(str(text).encode("utf-8", "replace").decode(), quote=True)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -99,10 +100,12 @@ def when(moment: datetime | None) -> str:
 
 @dataclass(frozen=True)
 class Frame:
-    """What a page needs besides its content: the CSRF token its forms carry, the message
-    left by the previous form, and whether there is a session to end."""
+    """What a page needs besides its content: the CSRF token its forms carry (and the cookie
+    it is bound to), the message left by the previous form, and whether there is a session
+    to end."""
 
     csrf: str
+    csrf_cookie: str = ""
     flash: Flash | None = None
     signed_in: bool = False
     keyed: bool = False  # the gateway has an API key, so there is signing in

@@ -56,9 +56,11 @@ class Problem(Exception):
 
 
 def render(problem: Problem, request_id: str) -> web.Response:
+    text = json.dumps(problem.body(request_id), ensure_ascii=False)
     response = web.Response(
         status=problem.status,
-        text=json.dumps(problem.body(request_id), ensure_ascii=False),
+        # A detail may quote what a client sent, undecodable bytes included.
+        body=text.encode("utf-8", "replace"),
         content_type=PROBLEM_JSON,
         charset="utf-8",
     )

@@ -1,13 +1,13 @@
-"""Who may do what: the API key, page sessions, CSRF tokens, signed flash messages, and the
-middleware that applies them (with the rate limit) before any handler runs.
+"""Who may do what: the API key, page sessions, CSRF tokens and signed flash messages, and
+the small checks around them. The middleware that applies them is `guard.py`.
 
 Every cookie is signed (HMAC-SHA256, one purpose per cookie kind) so the gateway stays
-stateless: any instance that shares the secret can check any cookie.
+stateless: any instance that shares the secret can check any cookie. Whatever a client sends
+is checked as bytes it chose: a value that is not ASCII is simply not a valid token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import json
@@ -16,21 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote, urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from gateway.context import (
-    SETTINGS,
-    SIGN_IN_PATHS,
-    Audience,
-    audience_of,
-    changes_state,
-    route_template,
-)
-from gateway.limits import RateLimiter, retry_after
-from gateway.problems import Problem
+from gateway.limits import RateLimiter
+from gateway.sessions import Revocations, Session
 from gateway.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
@@ -39,6 +29,7 @@ CSRF_COOKIE = "gistsync_csrf"
 CSRF_FIELD = "csrf"
 FLASH_COOKIE = "gistsync_flash"
 FLASH_MAX_AGE = 60
+MAX_TOKEN = 4096
 
 Level = Literal["ok", "error"]
 
@@ -49,6 +40,12 @@ class Flash:
 
     level: Level
     text: str
+
+
+def as_bytes(text: str) -> bytes:
+    """A header or form value as the bytes the client sent (aiohttp keeps undecodable bytes
+    as surrogates), so comparing it never fails on what a client chose to send."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 class Keys:
@@ -63,6 +60,7 @@ class Keys:
         session_max_age: int = 12 * 3600,
         secure_cookies: bool = False,
         clock: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
         self.api_key = api_key
         self._secret = secret
@@ -70,6 +68,7 @@ class Keys:
         self.session_max_age = session_max_age
         self.secure_cookies = secure_cookies
         self.clock = clock
+        self.revocations = revocations or Revocations(clock=clock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keys:
@@ -96,7 +95,7 @@ class Keys:
     def key_ok(self, offered: str | None) -> bool:
         if self.api_key is None or not offered:
             return False
-        return hmac.compare_digest(offered.encode(), self.api_key.encode())
+        return hmac.compare_digest(as_bytes(offered), self.api_key.encode())
 
     # --- signing --------------------------------------------------------------------------
 
@@ -109,43 +108,54 @@ class Keys:
 
     def unsign(self, purpose: str, token: str | None) -> str | None:
         """The signed value, or None when the token is missing, malformed or forged."""
-        if not token or len(token) > 4096 or "." not in token:
+        if not token or len(token) > MAX_TOKEN or not token.isascii() or "." not in token:
             return None
         value, mac = token.rsplit(".", 1)
         return value if hmac.compare_digest(mac, self._mac(purpose, value)) else None
 
-    # --- sessions: an expiry and the key's fingerprint, so a new key ends every session --
+    # --- sessions: a random id, an expiry and the key's fingerprint (a new key ends them) --
 
     def _fingerprint(self) -> str:
         return self._mac("key", self.api_key or "")[:16]
 
     def new_session(self) -> str:
         expires = int(self.clock()) + self.session_max_age
-        return self.sign("session", f"{expires}:{self._fingerprint()}")
+        return self.sign("session", f"{secrets.token_urlsafe(16)}:{expires}:{self._fingerprint()}")
+
+    def session(self, token: str | None) -> Session | None:
+        """The live session a cookie names: signed by us, for this key, not expired, not
+        signed out."""
+        value = self.unsign("session", token)
+        parts = value.split(":") if value is not None else []
+        if len(parts) != 3:
+            return None
+        session_id, expires, fingerprint = parts
+        if not (session_id and expires.isdigit() and int(expires) > self.clock()):
+            return None
+        if not hmac.compare_digest(fingerprint, self._fingerprint()):
+            return None
+        session = Session(session_id, int(expires))
+        return None if session.digest in self.revocations else session
 
     def session_ok(self, token: str | None) -> bool:
-        value = self.unsign("session", token)
-        if value is None or ":" not in value:
-            return False
-        expires, fingerprint = value.split(":", 1)
-        return (
-            expires.isdigit()
-            and int(expires) > self.clock()
-            and hmac.compare_digest(fingerprint, self._fingerprint())
-        )
+        return self.session(token) is not None
 
-    # --- CSRF: a signed random token in a cookie, repeated in every form ----------------
+    # --- CSRF: a signed random cookie; forms carry a token derived from it and the session,
+    # so a token is good only with this browser's cookie and only in this session ----------
 
     def new_csrf(self) -> str:
         return self.sign("csrf", secrets.token_urlsafe(18))
 
-    def csrf_cookie_ok(self, token: str | None) -> bool:
-        return self.unsign("csrf", token) is not None
+    def csrf_cookie_ok(self, cookie: str | None) -> bool:
+        return self.unsign("csrf", cookie) is not None
 
-    def csrf_ok(self, cookie: str | None, field: str | None) -> bool:
-        if not cookie or not field or not self.csrf_cookie_ok(cookie):
+    def form_token(self, cookie: str, session: Session | None) -> str:
+        return self._mac("form", f"{cookie}|{session.id if session else ''}")
+
+    def csrf_ok(self, cookie: str | None, field: str | None, session: Session | None) -> bool:
+        if not cookie or not field or not field.isascii() or not self.csrf_cookie_ok(cookie):
             return False
-        return hmac.compare_digest(cookie.encode(), field.encode())
+        return hmac.compare_digest(field, self.form_token(cookie, session))
 
     # --- flash messages -------------------------------------------------------------------
 
@@ -189,6 +199,8 @@ class Keys:
 
 KEYS = web.AppKey("keys", Keys)
 LIMITER = web.AppKey("limiter", RateLimiter)
+# Wrong API keys, per client, on every route (and the sign-in form).
+AUTH_FAILURES = web.AppKey("auth_failures", RateLimiter)
 
 
 def see_other(location: str) -> web.Response:
@@ -200,27 +212,13 @@ def local_path(candidate: str | None, default: str = "/") -> str:
     """`candidate` when it is a path on this site, else `default`: no open redirects."""
     if not candidate or not candidate.startswith("/") or candidate.startswith("//"):
         return default
-    if "\\" in candidate or any(ord(c) < 0x20 for c in candidate):
+    if "\\" in candidate or any(ord(c) < 0x20 or 0xD800 <= ord(c) < 0xE000 for c in candidate):
         return default
     return candidate
 
 
-def same_origin(request: web.Request, trust_forwarded: bool = False) -> bool:
-    """False when the browser says the request comes from another site."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # an old browser or a program: the token decides
-    hosts = {request.host.lower()}
-    if trust_forwarded and "X-Forwarded-Host" in request.headers:
-        hosts.add(request.headers["X-Forwarded-Host"].split(",")[-1].strip().lower())
-    return origin != "null" and urlsplit(origin).netloc.lower() in hosts
-
-
 def client_of(request: web.Request, trust_forwarded: bool = False) -> str:
-    """Who is asking, for the rate limit: the peer address, or behind a trusted proxy the
+    """Who is asking, for the rate limits: the peer address, or behind a trusted proxy the
     address that proxy appended last to X-Forwarded-For (earlier ones are the client's say)."""
     if trust_forwarded:
         hops = [
@@ -232,66 +230,3 @@ def client_of(request: web.Request, trust_forwarded: bool = False) -> str:
         if hops:
             return hops[-1]
     return request.remote or "unknown"
-
-
-async def check_csrf(request: web.Request, keys: Keys, settings: Settings) -> None:
-    if not same_origin(request, settings.gateway_trust_forwarded_for):
-        raise Problem(403, "This form was sent from another site; nothing was changed.")
-    try:
-        async with asyncio.timeout(settings.gateway_body_timeout_seconds):
-            form = await request.post()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout() from None
-    field = form.get(CSRF_FIELD)
-    token = field if isinstance(field, str) else None
-    if not keys.csrf_ok(request.cookies.get(CSRF_COOKIE), token):
-        raise Problem(
-            403,
-            "This form has expired or did not come from this site; nothing was changed. "
-            "Reload the page and try again.",
-        )
-
-
-@web.middleware
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Rate limit, CSRF check and authentication, in that order, before the handler.
-
-    The rate limit comes first so that guessing the key is throttled too.
-    """
-    if request.match_info.http_exception is not None:
-        return await handler(request)  # no such route: nothing to protect
-    audience = audience_of(request)
-    if audience is Audience.OPEN:
-        return await handler(request)
-    settings = request.app[SETTINGS]
-    keys = request.app[KEYS]
-    writes = changes_state(request)
-    if writes:
-        wait = request.app[LIMITER].take(client_of(request, settings.gateway_trust_forwarded_for))
-        if wait > 0:
-            raise Problem(
-                429,
-                f"Too many changes from this client; try again in {retry_after(wait)} s.",
-                kind="rate-limited",
-                headers={"Retry-After": retry_after(wait)},
-            )
-    if audience is Audience.UI and request.method == "POST":
-        await check_csrf(request, keys, settings)
-    needs_key = keys.enforced and (writes or keys.protect_reads)
-    if not needs_key or route_template(request) in SIGN_IN_PATHS:
-        return await handler(request)
-    if audience is Audience.UI:
-        if keys.session_ok(request.cookies.get(SESSION_COOKIE)):
-            return await handler(request)
-        back = request.path_qs if request.method == "GET" else "/"
-        response = see_other("/login?next=" + quote(back, safe="/"))
-        keys.set_flash(response, Flash("error", "Sign in with the gateway's API key first."))
-        return response
-    if keys.key_ok(request.headers.get(API_KEY_HEADER)):
-        return await handler(request)
-    raise Problem(
-        401,
-        f"This gateway needs its API key: send it in the {API_KEY_HEADER} header.",
-        kind="unauthorized",
-        headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-    )

@@ -31,6 +31,17 @@ class Settings(GatewaySettings):
     gateway_trust_forwarded_for: bool = False
     # After a form changes state, the page waits up to this long to show the change.
     gateway_ui_settle_seconds: float = Field(2.0, ge=0, le=30)
+    # Names the Host header may carry besides the local ones (localhost, the loopback and
+    # connection addresses, the machine's name, `gateway`): comma-separated, `.example.com`
+    # for any name under it, `*` for any name at all. Anything else is answered 421.
+    gateway_allowed_hosts: str = ""
+    # A request's line and headers must arrive within this long of their first byte.
+    gateway_header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # A connection with no request in progress is closed after this long.
+    gateway_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    # Wrong API keys per client, on every route: a bucket of `burst`, refilled at `per_minute`.
+    gateway_auth_failures_per_minute: float = Field(6.0, gt=0)
+    gateway_auth_failure_burst: int = Field(10, ge=1)
 
     @field_validator("gateway_api_key", "gateway_session_secret", mode="after")
     @classmethod

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from gateway import pages, upstream
+from gateway.forms import read_form
+from gateway.forms import text_field as field
+from gateway.guard import count_failure, refuse_while_guessing
 from gateway.pages import STYLE, Frame
 from gateway.problems import UPSTREAM_FAILURES, Problem, from_upstream
 from gateway.security import (
@@ -28,20 +30,24 @@ from gateway.security import (
     local_path,
     see_other,
 )
+from gateway.sessions import REVOCATIONS
 from gistsync.contracts import GistView, check_login
 
 log = logging.getLogger(__name__)
 GIST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 
 
 def frame_of(request: web.Request) -> Frame:
     keys = request.app[KEYS]
     cookie = request.cookies.get(CSRF_COOKIE)
+    if not keys.csrf_cookie_ok(cookie) or cookie is None:
+        cookie = keys.new_csrf()
+    session = keys.session(request.cookies.get(SESSION_COOKIE)) if keys.enforced else None
     return Frame(
-        csrf=cookie if cookie and keys.csrf_cookie_ok(cookie) else keys.new_csrf(),
+        csrf=keys.form_token(cookie, session),
+        csrf_cookie=cookie,
         flash=keys.read_flash(request.cookies.get(FLASH_COOKIE)),
-        signed_in=keys.enforced and keys.session_ok(request.cookies.get(SESSION_COOKIE)),
+        signed_in=session is not None,
         keyed=keys.enforced,
         here=request.path_qs,
     )
@@ -50,8 +56,8 @@ def frame_of(request: web.Request) -> Frame:
 def page(request: web.Request, frame: Frame, body: str, status: int = 200) -> web.Response:
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     keys = request.app[KEYS]
-    if frame.csrf != request.cookies.get(CSRF_COOKIE):
-        keys.set_cookie(response, CSRF_COOKIE, frame.csrf, keys.session_max_age)
+    if frame.csrf_cookie != request.cookies.get(CSRF_COOKIE):
+        keys.set_cookie(response, CSRF_COOKIE, frame.csrf_cookie, keys.session_max_age)
     if FLASH_COOKIE in request.cookies:
         keys.clear_cookie(response, FLASH_COOKIE)  # shown once
     return response
@@ -62,11 +68,6 @@ def redirect(request: web.Request, location: str, flash: Flash | None = None) ->
     if flash is not None:
         request.app[KEYS].set_flash(response, flash)
     return response
-
-
-def field(form: Form, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 async def act(
@@ -138,7 +139,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def add_user(request: web.Request) -> web.Response:
-    raw = field(await request.post(), "login")
+    raw = field(await read_form(request), "login")
     try:
         login = check_login(raw)
     except ValueError as exc:
@@ -165,7 +166,7 @@ async def add_user(request: web.Request) -> web.Response:
 async def mark_seen(request: web.Request) -> web.Response:
     login = request.match_info["login"]
     back = pages.user_path(login)
-    form = await request.post()
+    form = await read_form(request)
     ids = [v for v in form.getall("gist_id", []) if isinstance(v, str)]
     if not all(GIST_ID.fullmatch(i) for i in ids):
         return redirect(request, back, Flash("error", "That is not a gist id; nothing changed."))
@@ -214,7 +215,7 @@ async def untrack(request: web.Request) -> web.Response:
 
 
 async def sync(request: web.Request) -> web.Response:
-    back = local_path(field(await request.post(), "back"))
+    back = local_path(field(await read_form(request), "back"))
 
     async def poll() -> Flash:
         await upstream.poll_now(request)
@@ -225,11 +226,13 @@ async def sync(request: web.Request) -> web.Response:
 
 async def sign_in(request: web.Request) -> web.Response:
     keys = request.app[KEYS]
-    form = await request.post()
+    form = await read_form(request)
     next_path = local_path(field(form, "next"))
     if not keys.enforced:
         return see_other(next_path)
+    refuse_while_guessing(request)
     if not keys.key_ok(field(form, "api_key")):
+        count_failure(request)
         flash = Flash("error", "That is not this gateway's API key.")
         return redirect(request, "/login?next=" + quote(next_path, safe="/"), flash)
     response = redirect(request, next_path, Flash("ok", "Signed in."))
@@ -240,7 +243,12 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def sign_out(request: web.Request) -> web.Response:
+    """Ends the session everywhere it can be ended (see `sessions.py`), not only in this
+    browser: a copy of the cookie stops working too."""
     keys = request.app[KEYS]
+    session = keys.session(request.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        await request.app[REVOCATIONS].announce(session)
     response = redirect(request, "/login" if keys.enforced else "/", Flash("ok", "Signed out."))
     keys.clear_cookie(response, SESSION_COOKIE)
     return response
