@@ -31,12 +31,29 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return self.mask(json.dumps(entry, default=str))
+        # Masked before encoding: once encoded, a secret with a quote, a backslash or a
+        # non-ASCII character is spelled differently and would no longer be found.
+        return json.dumps(self.masked(entry))
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text
+
+    def masked(self, value: Any, depth: int = 0) -> Any:
+        """`value` as JSON will hold it, with every secret masked in every string (keys
+        included); what JSON cannot hold is written as its `str`, masked too."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self.mask(value)
+        if depth < 20 and isinstance(value, dict):
+            return {self.mask(str(k)): self.masked(v, depth + 1) for k, v in value.items()}
+        if depth < 20 and isinstance(value, list | tuple | set | frozenset):
+            return [self.masked(v, depth + 1) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return self.mask(bytes(value).decode("utf-8", "replace"))
+        return self.mask(str(value))
 
 
 def configure_logging(service: str, level: str = "INFO", secrets: Iterable[str] = ()) -> None:
