@@ -31,6 +31,24 @@ PORT_SETTINGS = {
 }
 
 
+# Each secret reaches only the processes that use it (as in docker-compose.yml): a gateway
+# never holds an API token, a simulator never the broker's password.
+SECRETS_OF = {
+    "API_TOKEN_GITHUB": frozenset({"github_poller"}),
+    "API_TOKEN_PIPEDRIVE": frozenset({"pipedrive_writer"}),
+    "GATEWAY_API_KEY": frozenset({"gateway"}),
+    "GATEWAY_SESSION_SECRET": frozenset({"gateway"}),
+    "SANDBOX_GITHUB_TOKEN": frozenset({"sandbox"}),
+    "SANDBOX_PIPEDRIVE_TOKEN": frozenset({"sandbox"}),
+    "AMQP_URL": frozenset(SERVICES),
+}
+
+
+def own_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the secrets that belong to other processes than `name`."""
+    return {k: v for k, v in env.items() if k not in SECRETS_OF or name in SECRETS_OF[k]}
+
+
 @dataclass
 class Process:
     name: str
@@ -91,7 +109,7 @@ class Suite:
         key = name if replica is None else f"{name}@{replica}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{key}.log"
-        environment = {**self.env, **(env or {})}
+        environment = own_env(name, {**self.env, **(env or {})})
         out: IO[bytes] = log.open("ab")
         popen = subprocess.Popen(
             [sys.executable, "-m", name], env=environment, stdout=out, stderr=subprocess.STDOUT
