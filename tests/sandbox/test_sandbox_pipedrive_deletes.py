@@ -96,6 +96,9 @@ async def test_deal_restored_through_patch_is_back_with_its_status(
     assert await ids(pd, "/deals", status="won") == [2]
     await pd.patch("/deals/1", json={"is_deleted": True})
     assert await ids(pd, "/deals", status="deleted") == [1]
+    clock.advance(31 * 86_400)  # the restored deal is not purged with the deleted one
+    assert (await pd.get("/deals/2")).status_code == 200
+    assert (await pd.get("/deals/1")).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -235,3 +238,24 @@ async def test_delete_errors(pd: httpx.AsyncClient, world: None) -> None:
     assert (bad.status_code, bad.json()["error"]) == (400, "Parameter 'id' must be an integer")
     not_allowed = await pd.delete("/deals")
     assert not_allowed.status_code == 405
+
+
+async def test_deleted_records_are_gone_after_30_days(
+    pd: httpx.AsyncClient, pd_control: httpx.AsyncClient, clock: FakeClock, world: None
+) -> None:
+    await pd.delete("/deals/1")
+    await pd.delete("/activities/1")
+    clock.advance(30 * 86_400 - 1)
+    assert await ids(pd, "/deals", status="deleted") == [1]
+    assert (await pd.get("/activities/1")).json()["data"]["is_deleted"] is True
+    clock.advance(1)  # "After 30 days, the deal will be permanently deleted."
+    assert await ids(pd, "/deals", status="deleted") == []
+    for path in ("/deals/1", "/activities/1"):
+        assert (await pd.get(path)).status_code == 404
+        assert (await pd.patch(path, json={})).status_code == 404
+        assert (await pd.delete(path)).status_code == 404
+    state = (await pd_control.get("/state")).json()
+    assert ([d["id"] for d in state["deals"]], [a["id"] for a in state["activities"]]) == (
+        [2],
+        [2],
+    )

@@ -55,6 +55,7 @@ def list_records(
         equal["lead_id"] = query.get("lead_id")
     since = time_param(query, "updated_since")
     tests = [_visible(sim, kind, query, incremental=since is not None)]
+    tests.append(lambda record: not sim.purged(record))
     ids = ids_param(query)
     if ids is not None:
         tests.append(lambda record: record["id"] in ids)
@@ -74,7 +75,8 @@ def _visible(
     sim: PipedriveState, kind: EntityKind, query: MultiMapping[str], *, incremental: bool
 ) -> Predicate:
     """Deleted records: deals only when `status` names "deleted" ("If omitted, all not
-    deleted deals are returned"); the others never, unless the sandbox is configured to
+    deleted deals are returned. If set to deleted, deals that have been deleted up to 30
+    days ago will be included"); the others never, unless the sandbox is configured to
     report them in incremental reads (the spec does not say)."""
     if kind is DEAL:
         statuses = list_param(query, "status", DEAL_STATUSES) or ("open", "won", "lost")

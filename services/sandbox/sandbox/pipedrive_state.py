@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +40,8 @@ Record = dict[str, Any]
 API_USER_ID = 1  # the user the API token belongs to: default owner and creator
 DEFAULT_VISIBILITY = 3  # "owner & followers"
 DEAL_STATUSES = ("open", "won", "lost")
+PURGE_AFTER = timedelta(days=30)
+DELETED_AT = "_deleted_at"  # a datetime; not a spec property, so render() leaves it out
 
 
 @dataclass(frozen=True)
@@ -108,22 +110,26 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
     def _find(self, kind: EntityKind, entity_id: int) -> Record:
         """The stored record an id names, for GET, PATCH and DELETE by id."""
         record = self._store(kind).get(entity_id)
-        if record is None:
+        if record is None or self.purged(record):
             raise NotFound()
         if record["is_deleted"] and self.config.behaviour.deleted_by_id == "not_found":
             raise NotFound()
         return record
 
+    def purged(self, record: Record) -> bool:
+        """Deleted more than 30 days ago: "permanently deleted", gone from every answer."""
+        deleted_at = record.get(DELETED_AT)
+        return deleted_at is not None and self.clock() - deleted_at >= PURGE_AFTER
+
     def get(self, kind: EntityKind, entity_id: int) -> Record:
         return self.view(kind, self._find(kind, entity_id))
 
     def delete(self, kind: EntityKind, entity_id: int) -> Record:
-        """Marks the record deleted ("permanently deleted after 30 days", which the sandbox
-        never does). Deleting it again changes nothing, so a retried delete succeeds."""
+        """Marks the record deleted. Deleting it again changes nothing, so a retried delete
+        succeeds."""
         record = self._find(kind, entity_id)
         if not record["is_deleted"]:
-            record["is_deleted"] = True
-            record["update_time"] = rfc3339(self.clock())
+            self._patch(kind, record, {"is_deleted": True})
         return {"id": entity_id}
 
     def _new(self, kind: EntityKind, body: Mapping[str, Any], defaults: Record) -> Record:
@@ -136,6 +142,7 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
         record["id"] = entity_id
         record["add_time"] = _timestamp(body, "add_time") or now
         record["update_time"] = now
+        record[DELETED_AT] = self.clock() if record["is_deleted"] else None
         self._store(kind)[entity_id] = record
         return record
 
@@ -268,6 +275,8 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
 
     def _patch(self, kind: EntityKind, record: Record, body: Record) -> Record:
         """Apply a checked PATCH body; every change bumps update_time (incremental reads)."""
+        if body.get("is_deleted", record["is_deleted"]) != record["is_deleted"]:
+            record[DELETED_AT] = self.clock() if body["is_deleted"] else None
         record.update(copy.deepcopy(body))
         record["update_time"] = rfc3339(self.clock())
         return self.view(kind, record)
@@ -300,7 +309,7 @@ class PipedriveState(SimulatorState[PipedriveConfig]):
 
     def snapshot(self) -> dict[str, list[Record]]:
         def rendered(kind: EntityKind) -> list[Record]:
-            return [self.view(kind, record) for record in self.select(kind)]
+            return [self.view(kind, r) for r in self.select(kind) if not self.purged(r)]
 
         return {
             "organizations": rendered(ORGANIZATION),
