@@ -24,6 +24,7 @@ import sandbox.__main__
 
 REPO = Path(__file__).parents[2]
 PROMETHEUS_DIR = REPO / "monitor" / "prometheus"
+ALERTMANAGER_DIR = REPO / "monitor" / "alertmanager"
 GRAFANA_DIR = REPO / "monitor" / "grafana"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 COMPOSE_FILE = REPO / "docker-compose.yml"

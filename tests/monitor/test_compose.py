@@ -17,6 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from sandbox.testing import DEFAULT_GITHUB_TOKEN, DEFAULT_PIPEDRIVE_TOKEN
 from tests.monitor.monitoring import (
+    ALERTMANAGER_DIR,
     COMPOSE_FILE,
     ENV_EXAMPLE,
     GRAFANA_DIR,
@@ -420,6 +421,12 @@ def test_monitoring_files_are_mounted_where_the_tools_look(compose: dict[str, An
     for rule_file in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["rule_files"]:
         assert (PROMETHEUS_DIR / rule_file).is_file(), f"{rule_file} is not in the mount"
 
+    alertmanager = mounts("alertmanager")
+    config_target = alertmanager["./monitor/alertmanager"]
+    command = all_services["alertmanager"]["command"]
+    assert f"--config.file={config_target}/alertmanager.yml" in command
+    assert (ALERTMANAGER_DIR / "alertmanager.yml").is_file()
+
     grafana = mounts("grafana")
     assert grafana["./monitor/grafana/provisioning"] == "/etc/grafana/provisioning"
     dashboards_target = grafana["./monitor/grafana/dashboards"]
@@ -428,3 +435,27 @@ def test_monitoring_files_are_mounted_where_the_tools_look(compose: dict[str, An
     home = environment(all_services["grafana"])["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home is not None and home.startswith(dashboards_target + "/")
     assert (GRAFANA_DIR / "dashboards" / Path(home).name).is_file()
+
+
+def test_prometheus_alerts_the_compose_alertmanager(compose: dict[str, Any]) -> None:
+    """prometheus.yml's `alerting:` names compose's Alertmanager on the port it listens on
+    (its default, 9093, which its healthcheck asks too)."""
+    alertmanager = services(compose)["alertmanager"]
+    assert not any("--web.listen-address" in arg for arg in alertmanager["command"])
+    assert "127.0.0.1:9093/" in " ".join(alertmanager["healthcheck"]["test"])
+    assert published(alertmanager) == [(9093, 9093)]
+    alerting = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["alerting"]
+    targets = [
+        t for m in alerting["alertmanagers"] for s in m["static_configs"] for t in s["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+
+
+def test_every_other_image_is_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    """Third-party images by an exact version (or digest), never a moving `latest`."""
+    for name, service in services(compose).items():
+        image = service["image"]
+        if image == IMAGE:
+            continue
+        repository, _, tag = image.partition("@")[0].rpartition(":")
+        assert repository and re.search(r"\d", tag) and tag != "latest", f"{name}: {image}"
