@@ -20,7 +20,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gistsync.broker import Broker, Topology, is_query_queue
-from gistsync.contracts import Message
+from gistsync.contracts import GIST_ID_REGEX, Message
 from gistsync.deadletters import DeadLetterQueue
 from sandbox.launch import Suite, sandbox_env
 from tests.conftest import free_port
@@ -32,7 +32,15 @@ Json = dict[str, Any]
 ORG = "GITHUB_GISTS"
 # The gist id as the writer's note carries it (`<p>gist:ID</p>`), read independently of the
 # writer's own parser so that a parser bug cannot hide an orphan.
-GIST_MARKER = re.compile(r"(?:^|>)\s*gist:([A-Za-z0-9]+)\s*(?:<|$)")
+GIST_MARKER = re.compile(rf"(?:^|>)\s*gist:({GIST_ID_REGEX})\s*(?:<|$)")
+
+
+def gist_in(note: str | None) -> str | None:
+    """The gist id an activity's note names, if any."""
+    found = GIST_MARKER.search(note or "")
+    return found.group(1) if found else None
+
+
 # One line per fault run, printed at the end of the pytest run.
 REPORTS: list[str] = []
 
@@ -392,8 +400,7 @@ def audit(state: Json, owners: Mapping[str, str]) -> Audit:
             problems.append(f"deal of {login} not linked to the organization and {login}")
     seen: Counter[str] = Counter()
     for activity in state["activities"]:
-        found = GIST_MARKER.search(activity.get("note") or "")
-        gist_id = found.group(1) if found else None
+        gist_id = gist_in(activity.get("note"))
         if gist_id is None or gist_id not in owners:
             problems.append(f"orphan activity {activity['id']}: {gist_id!r}")
             continue

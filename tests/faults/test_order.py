@@ -15,6 +15,7 @@ from tests.faults.harness import (
     add_gists,
     calm,
     configure,
+    gist_in,
     pipedrive_state,
     requests_made,
     start_suite,
@@ -98,5 +99,4 @@ def test_a_users_gists_keep_their_order_when_the_first_meets_a_pipedrive_5xx(
 
     wait_converged(suite, {first: login, **dict.fromkeys(ids, login)}, timeout=60)
     activities = sorted(pipedrive_state(suite)["activities"], key=lambda a: a["id"])
-    in_creation_order = [a["note"].split("gist:")[1].split("<")[0] for a in activities]
-    assert in_creation_order == [first, *ids]
+    assert [gist_in(a["note"]) for a in activities] == [first, *ids]

@@ -71,14 +71,14 @@ def poisons(service: str, handled: str, other: Message) -> list[tuple[bytes, str
         (envelope(handled, login="not a login!"), f"invalid {handled}: login"),
         (envelope("command.explode", login="ann"), "unknown message type 'command.explode'"),
         (envelope(handled, version=2, login="ann"), f"unsupported schema version 2 for {handled}"),
-        (encode(other), f"{service} does not handle {getattr(other, 'type', '')}"),
+        (encode(other), f"{service} does not handle {other.type}"),
     ]
 
 
 def poison(suite: Suite, service: str, valid: Message, other: Message) -> list[DeadLetter]:
     """Publishes the poisons, then `valid`, under `valid`'s routing key (so to one queue, in
     that order); returns the poisons' dead letters once all five are there."""
-    kind = str(getattr(valid, "type", ""))
+    kind = valid.type
     key = routing_key(suite, valid)
     cases = poisons(service, kind, other)
     ids = [uuid.uuid4().hex for _ in cases]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from gistsync.contracts import GIST_ID_REGEX
 from sandbox.launch import Suite
 from tests.e2e.conftest import url
 from tests.faults.harness import (
@@ -56,7 +57,8 @@ def show(suite: Suite, login: str) -> list[str]:
     """The gist ids on the page `/show` returns (from their links)."""
     response = httpx.get(f"{url(suite, 'gateway')}/show", params={"user": login}, timeout=15)
     assert response.status_code == 200, response.text
-    return sorted(set(re.findall(r"https://gist\.github\.com/([A-Za-z0-9]+)", response.text)))
+    links = re.findall(rf"https://gist\.github\.com/({GIST_ID_REGEX})", response.text)
+    return sorted(set(links))
 
 
 def done(suite: Suite, gist_ids: list[str]) -> list[bool]:

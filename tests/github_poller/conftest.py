@@ -20,7 +20,9 @@ from gistsync.contracts import (
     TrackedUser,
     TrackedUsersQuery,
     TrackedUsersReply,
+    login_key,
 )
+from gistsync.transport.topology import partition_of
 from github_poller.github import GitHubClient
 from github_poller.settings import Settings
 from sandbox.testing import Sandbox, run_sandbox
@@ -115,16 +117,24 @@ async def clients(sandbox: Sandbox) -> AsyncIterator[ClientFactory]:
 @dataclass
 class FakeWriter:
     """Stands in for pipedrive_writer on its two queues: answers `TrackedUsersQuery` with
-    `users` and keeps the `gist.discovered` events."""
+    `users` (of the partition asked for) and keeps the `gist.discovered` events."""
 
     users: list[str]
     queries: int = 0
+    asked: list[int | None] = field(default_factory=list)  # the partition of each query
     events: list[GistDiscovered] = field(default_factory=list)
 
     async def on_query(self, message: AnyMessage) -> Message | None:
         assert isinstance(message, TrackedUsersQuery)
         self.queries += 1
-        return TrackedUsersReply(users=tuple(TrackedUser(login=u, unseen=0) for u in self.users))
+        self.asked.append(message.partition)
+        wanted = message.partition
+        share = [
+            login
+            for login in self.users
+            if wanted is None or partition_of(login_key(login), PARTITIONS) == wanted
+        ]
+        return TrackedUsersReply(users=tuple(TrackedUser(login=u, unseen=0) for u in share))
 
     async def on_event(self, message: AnyMessage) -> Message | None:
         if isinstance(message, GistDiscovered):

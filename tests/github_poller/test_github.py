@@ -23,7 +23,7 @@ from github_poller.github import (
     RateLimited,
     UserNotFound,
     is_rate_limited,
-    rate_limit_wait,
+    rate_limit_pause,
 )
 from sandbox.github_render import public_user
 from sandbox.github_state import User
@@ -281,12 +281,12 @@ async def test_a_403_that_is_not_a_rate_limit_is_an_ordinary_failure(
 def test_rate_limit_rule() -> None:
     now = 1_000.0
     common: dict[str, Any] = {"now": now, "backoff": 60.0, "backoff_max": 900.0}
-    assert rate_limit_wait({"retry-after": "7"}, strikes=3, **common) == 7.0
+    assert rate_limit_pause({"retry-after": "7"}, strikes=3, **common) == 7.0
     exhausted = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1042"}
-    assert rate_limit_wait(exhausted, strikes=0, **common) == 42.0
-    assert rate_limit_wait({**exhausted, "x-ratelimit-reset": "990"}, strikes=0, **common) == 1.0
+    assert rate_limit_pause(exhausted, strikes=0, **common) == 42.0
+    assert rate_limit_pause({**exhausted, "x-ratelimit-reset": "990"}, strikes=0, **common) == 1.0
     left = {"x-ratelimit-remaining": "12"}
-    assert [rate_limit_wait(left, strikes=k, **common) for k in range(6)] == [
+    assert [rate_limit_pause(left, strikes=k, **common) for k in range(6)] == [
         60.0,
         120.0,
         240.0,

@@ -117,8 +117,9 @@ async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(
     ops = f"http://127.0.0.1:{settings.github_poller_port}"
     async with lifespan(settings):
         gateway = await world.gateway()
-        # One question per partition gained at start.
+        # One question per partition gained at start, each for that partition's users.
         await eventually(lambda: world.writer.queries == PARTITIONS)
+        assert sorted(n for n in world.writer.asked if n is not None) == list(range(PARTITIONS))
         await gateway.publish(UserTracked(login="newbie"))
         await eventually(lambda: len(world.writer.events) == 2, timeout=3)
         await gateway.publish(UserTracked(login="NEWBIE"))  # the same user

@@ -17,9 +17,14 @@ from gistsync.contracts import (
     TrackedUsersReply,
     TrackUser,
     UntrackUser,
+    UserStatusQuery,
+    UserStatusReply,
+    login_key,
 )
+from gistsync.transport.topology import partition_of
 from pipedrive_writer.handlers import UserNotTracked
 from pipedrive_writer.notes import format_note, parse_note
+from tests.conftest import PARTITIONS
 from tests.pipedrive_writer.conftest import Harness
 from tests.pipedrive_writer.factories import discovered, make_gist
 
@@ -246,6 +251,28 @@ async def test_queries_cost_no_pipedrive_request(harness: Harness) -> None:
     assert unseen.gists[0].created_at == first.created_at
     assert isinstance(unknown, GistsReply)
     assert (unknown.tracked, unknown.gists) == (False, ())
+
+
+async def test_one_users_status_and_one_partitions_users_cost_no_request(
+    harness: Harness,
+) -> None:
+    await harness.start()
+    logins = ["Alice", "bob", "carol", "dave", "erin"]
+    await harness.send(*(TrackUser(login=login) for login in logins))
+    await harness.send(discovered(1, login="Alice"))
+    harness.reset_stats()
+
+    alice = await harness.ask(UserStatusQuery(login="ALICE"))
+    nobody = await harness.ask(UserStatusQuery(login="zed"))
+    shares = [await harness.ask(TrackedUsersQuery(partition=n)) for n in range(PARTITIONS)]
+
+    assert harness.request_total() == 0
+    assert isinstance(alice, UserStatusReply) and isinstance(nobody, UserStatusReply)
+    assert (alice.user, nobody.user) == (TrackedUser(login="Alice", unseen=1), None)
+    for n, share in enumerate(shares):
+        assert isinstance(share, TrackedUsersReply)
+        expected = [u for u in logins if partition_of(login_key(u), PARTITIONS) == n]
+        assert [user.login for user in share.users] == expected
 
 
 # --- command.mark_seen ---------------------------------------------------------------------

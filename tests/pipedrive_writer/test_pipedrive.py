@@ -21,7 +21,7 @@ from pipedrive_writer.pipedrive import (
     PipedriveRejected,
     PipedriveUnavailable,
     RetryPolicy,
-    rate_limit_wait,
+    retry_after,
 )
 from sandbox import Sandbox, run_sandbox
 
@@ -238,14 +238,14 @@ def response(status: int, **headers: str) -> httpx.Response:
     return httpx.Response(status, headers=headers)
 
 
-def test_rate_limit_wait_reads_retry_after_then_the_reset() -> None:
-    assert rate_limit_wait(response(429, **{"retry-after": "3"})) == 3.0
-    assert rate_limit_wait(response(429, **{"x-ratelimit-reset": "2"})) == 2.0
+def test_retry_after_reads_the_header_then_the_reset() -> None:
+    assert retry_after(response(429, **{"retry-after": "3"})) == 3.0
+    assert retry_after(response(429, **{"x-ratelimit-reset": "2"})) == 2.0
     both = response(429, **{"retry-after": "4", "x-ratelimit-reset": "1"})
-    assert rate_limit_wait(both) == 4.0
+    assert retry_after(both) == 4.0
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    wait = rate_limit_wait(response(429, **{"retry-after": later}))
+    wait = retry_after(response(429, **{"retry-after": later}))
     assert wait is not None
     assert 28 <= wait <= 30
-    assert rate_limit_wait(response(429)) is None
-    assert rate_limit_wait(response(429, **{"retry-after": "soon"})) is None
+    assert retry_after(response(429)) is None
+    assert retry_after(response(429, **{"retry-after": "soon"})) is None

@@ -11,7 +11,7 @@ from gistsync.ops import start_ops_server
 from gistsync.service import run
 from gistsync.settings import load
 from github_poller.github import GitHubClient
-from github_poller.handlers import Handlers, Partitions
+from github_poller.handlers import Handlers, Handover
 from github_poller.poller import Poller
 from github_poller.schedule import Schedule
 from github_poller.settings import Settings
@@ -56,7 +56,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
             query_wait=settings.request_timeout_seconds,
             partitions=settings.partitions,
         )
-        partitions = Partitions(
+        handover = Handover(
             poller,
             broker.request,
             settings.partitions,
@@ -72,7 +72,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
         # (and their users polled) well within two intervals of their last poll.
         tick = max(0.2, settings.poll_interval_seconds / 4)
         consumer = await broker.consume_partitions(
-            "github_poller", handlers.on_event, retry=retry, hooks=partitions, tick_seconds=tick
+            "github_poller", handlers.on_event, retry=retry, hooks=handover, tick_seconds=tick
         )
         await broker.consume("github_poller.queries", handlers.on_query, retry=None)
 
@@ -80,7 +80,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
             # Ready once the users of the partitions we own at start are known.
             await consumer.settle(timeout=min(3 * tick, 10.0))
             await consumer.caught_up()
-            partitions.started = True
+            handover.started = True
             poller.loaded.set()
 
         loader = asyncio.create_task(load())

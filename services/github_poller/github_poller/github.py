@@ -111,7 +111,7 @@ def is_rate_limited(status: int, headers: Mapping[str, str], message: str) -> bo
     )
 
 
-def rate_limit_wait(
+def rate_limit_pause(
     headers: Mapping[str, str], *, now: float, strikes: int, backoff: float, backoff_max: float
 ) -> float:
     """How long to send nothing, GitHub's rule: `retry-after` if present; else, with no budget
@@ -282,7 +282,7 @@ class GitHubClient:
         if not is_rate_limited(status, response.headers, message):
             self._strikes = 0
             return
-        wait = rate_limit_wait(
+        wait = rate_limit_pause(
             response.headers,
             now=self._wall(),
             strikes=self._strikes,

@@ -73,8 +73,10 @@ class Handlers:
         return UserExistsReply(exists=True, login=login)
 
 
-class Partitions:
-    """The poller's side of sharing users between replicas (`gistsync.partitions`)."""
+class Handover:
+    """What the poller does when a partition changes hands (`gistsync.transport.partitions`):
+    gaining one, it asks the writer for that partition's users only and polls them; losing
+    one, it stops polling them."""
 
     def __init__(
         self,
@@ -105,7 +107,7 @@ class Partitions:
             timeout=self._timeout,
             retry_base=self._retry[0],
             retry_max=self._retry[1],
-            keep=self._of(partition),
+            partition=partition,
             at_once=self.started,
         )
 

@@ -46,7 +46,9 @@ PollOutcome = Literal["ok", "not_modified", "failed", "rate_limited"]
 
 
 @dataclass
-class TrackedUser:
+class PolledUser:
+    """What the poller remembers of a user: GitHub's ETag of page 1, the gists published."""
+
     login: str
     etag: str | None = None
     published: set[str] = field(default_factory=set)
@@ -80,7 +82,7 @@ class Poller:
         self._schedule = schedule
         self._clock = clock
         self._wall = wall
-        self._users: dict[str, TrackedUser] = {}
+        self._users: dict[str, PolledUser] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
         self._polls: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
@@ -97,7 +99,7 @@ class Poller:
         key = login_key(login)
         if key in self._users:
             return False
-        self._users[key] = TrackedUser(login)
+        self._users[key] = PolledUser(login)
         self._schedule.add(key, self._clock(), at_once=at_once)
         metrics.TRACKED_USERS.set(len(self._users))
         self._wakeup.set()
@@ -207,7 +209,7 @@ class Poller:
         metrics.POLLS.labels("failed" if result.outcome == "rate_limited" else result.outcome).inc()
         return result
 
-    async def _poll(self, user: TrackedUser) -> PollResult:
+    async def _poll(self, user: PolledUser) -> PollResult:
         conditional = user.etag is not None
         known = len(user.published)
         try:
@@ -232,11 +234,13 @@ class Poller:
         user.etag = listing.etag
         return PollResult("ok", len(user.published) - known, conditional)
 
-    async def _publish_new(self, user: TrackedUser, gists: tuple[Gist, ...]) -> None:
+    async def _publish_new(self, user: PolledUser, gists: tuple[Gist, ...]) -> None:
         """Publishes the gists not published before, oldest first; each one is remembered
         once the broker confirmed it."""
         fresh = {gist.id: gist for gist in gists if gist.id not in user.published}
-        for gist in sorted(fresh.values(), key=lambda gist: gist.created_at):
+        # GitHub lists newest first, so of gists made in one second the later listed is
+        # the older: reversed, then sorted (stable) by time, they come oldest first.
+        for gist in sorted(reversed(fresh.values()), key=lambda gist: gist.created_at):
             await self._publish(GistDiscovered(login=user.login, gist=gist))
             user.published.add(gist.id)
             metrics.GISTS_DISCOVERED.inc()
@@ -285,16 +289,16 @@ async def load_tracked_users(
     timeout: float,
     retry_base: float,
     retry_max: float,
-    keep: Callable[[str], bool] = lambda _: True,
+    partition: int | None = None,
     at_once: bool = False,
 ) -> int:
-    """Asks the writer for the tracked users until it answers (it may start after us), then
-    tracks those whose key `keep` accepts. Returns how many it tracked."""
+    """Asks the writer for the tracked users (of one partition, or all) until it answers (it
+    may start after us), then tracks them. Returns how many it tracked."""
     delay = retry_base
     attempt = 1
     while True:
         try:
-            reply = await request(TrackedUsersQuery(), timeout=timeout)
+            reply = await request(TrackedUsersQuery(partition=partition), timeout=timeout)
             if not isinstance(reply, TrackedUsersReply):
                 raise TypeError(f"expected reply.tracked_users, got {type(reply).__name__}")
         except Exception as exc:
@@ -306,8 +310,7 @@ async def load_tracked_users(
             delay = min(delay * 2, retry_max)
             attempt += 1
             continue
-        mine = [user for user in reply.users if keep(login_key(user.login))]
-        for user in mine:
+        for user in reply.users:
             poller.track(user.login, at_once=at_once)
-        log.info("tracked users loaded", extra={"users": len(mine), "of": len(reply.users)})
-        return len(mine)
+        log.info("tracked users loaded", extra={"users": len(reply.users), "partition": partition})
+        return len(reply.users)

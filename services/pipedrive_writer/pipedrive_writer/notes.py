@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gistsync.contracts import Gist, GistFile
+from gistsync.contracts import GIST_ID_REGEX, Gist, GistFile
 
-GIST_ID = r"[A-Za-z0-9]{1,64}"
-_MARKER = re.compile(rf"(?:^|>)\s*gist:({GIST_ID})\s*(?:<|$)")
-_BARE = re.compile(rf"^{GIST_ID}$")
+_MARKER = re.compile(rf"(?:^|>)\s*gist:({GIST_ID_REGEX})\s*(?:<|$)")
+_BARE = re.compile(rf"^{GIST_ID_REGEX}$")
 _HREF = re.compile(r'<a\s[^>]*href="([^"]*)"', re.IGNORECASE)
 _CREATED = re.compile(r"(?:^|>)\s*created:\s*([^<]+?)\s*(?:<|$)")
 _ITEM = re.compile(r"<li>(.*?)</li>", re.IGNORECASE | re.DOTALL)

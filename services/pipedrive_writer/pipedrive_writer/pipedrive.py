@@ -34,7 +34,7 @@ from gistsync.retry import Retry
 from pipedrive_writer import metrics
 from pipedrive_writer.limiter import Limiter
 
-Record = dict[str, Any]
+Json = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -131,7 +131,7 @@ def _seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def rate_limit_wait(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     """How long a 429 tells us to wait: `Retry-After`, else `x-ratelimit-reset`."""
     wait = _seconds(response.headers.get("retry-after"))
     if wait is None:
@@ -210,7 +210,7 @@ class PipedriveClient:
         path: Mapping[str, int] | None = None,
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
-    ) -> Record:
+    ) -> Json:
         """Send one operation (retrying as the module docstring says); the JSON envelope."""
         op = OPERATIONS[operation]
         url = self.base_url + op.path.format(**(path or {}))
@@ -275,7 +275,7 @@ class PipedriveClient:
     def _rate_limited(self, op: Operation, response: httpx.Response, waited: float) -> float:
         """Pause the limiter as a 429 asks; how long. Fails once the waits of this one
         call would pass `max_rate_limit_wait` (a spent daily budget asks for hours)."""
-        wait = rate_limit_wait(response)
+        wait = retry_after(response)
         if wait is None:
             wait = self.retry.delay(1)
         if waited + wait > self.retry.max_rate_limit_wait:
@@ -286,7 +286,7 @@ class PipedriveClient:
         self.limiter.pause(wait)
         return wait
 
-    def _body(self, op: Operation, response: httpx.Response) -> Record:
+    def _body(self, op: Operation, response: httpx.Response) -> Json:
         try:
             body = response.json()
         except ValueError:
@@ -298,7 +298,7 @@ class PipedriveClient:
 
     # --- pagination ------------------------------------------------------------------
 
-    async def pages(self, operation: str, params: Mapping[str, Any]) -> AsyncIterator[list[Record]]:
+    async def pages(self, operation: str, params: Mapping[str, Any]) -> AsyncIterator[list[Json]]:
         """Every page of a list or search (cursor pagination), as lists of records."""
         cursor: str | None = None
         seen: set[str] = set()
@@ -315,57 +315,57 @@ class PipedriveClient:
                 raise PipedriveUnavailable(f"{operation}: Pipedrive repeated a page cursor")
             seen.add(cursor)
 
-    async def collect(self, operation: str, params: Mapping[str, Any]) -> list[Record]:
-        found: list[Record] = []
+    async def collect(self, operation: str, params: Mapping[str, Any]) -> list[Json]:
+        found: list[Json] = []
         async for page in self.pages(operation, params):
             found.extend(page)
         return found
 
     # --- the operations the writer uses ------------------------------------------------
 
-    async def search_organizations(self, name: str) -> list[Record]:
+    async def search_organizations(self, name: str) -> list[Json]:
         return await self.collect(
             "searchOrganization", {"term": name, "fields": "name", "exact_match": True}
         )
 
-    async def search_persons(self, name: str, org_id: int) -> list[Record]:
+    async def search_persons(self, name: str, org_id: int) -> list[Json]:
         return await self.collect(
             "searchPersons",
             {"term": name, "fields": "name", "exact_match": True, "organization_id": org_id},
         )
 
-    async def search_deals(self, title: str, org_id: int) -> list[Record]:
+    async def search_deals(self, title: str, org_id: int) -> list[Json]:
         return await self.collect(
             "searchDeals",
             {"term": title, "fields": "title", "exact_match": True, "organization_id": org_id},
         )
 
-    async def list_deals(self, org_id: int) -> list[Record]:
+    async def list_deals(self, org_id: int) -> list[Json]:
         """The org's open deals: a lost one is a user no longer tracked."""
         return await self.collect("getDeals", {"org_id": org_id, "status": "open"})
 
-    async def list_activities(self, deal_id: int) -> list[Record]:
+    async def list_activities(self, deal_id: int) -> list[Json]:
         return await self.collect("getActivities", {"deal_id": deal_id})
 
-    async def add_organization(self, name: str) -> Record:
+    async def add_organization(self, name: str) -> Json:
         return _data(await self.call("addOrganization", json={"name": name}))
 
-    async def add_person(self, name: str, org_id: int) -> Record:
+    async def add_person(self, name: str, org_id: int) -> Json:
         return _data(await self.call("addPerson", json={"name": name, "org_id": org_id}))
 
-    async def add_deal(self, title: str, person_id: int | None, org_id: int) -> Record:
+    async def add_deal(self, title: str, person_id: int | None, org_id: int) -> Json:
         body: dict[str, Any] = {"title": title, "org_id": org_id}
         if person_id is not None:
             body["person_id"] = person_id
         return _data(await self.call("addDeal", json=body))
 
-    async def add_activity(self, body: Mapping[str, Any]) -> Record:
+    async def add_activity(self, body: Mapping[str, Any]) -> Json:
         return _data(await self.call("addActivity", json=body))
 
-    async def update_deal(self, deal_id: int, body: Mapping[str, Any]) -> Record:
+    async def update_deal(self, deal_id: int, body: Mapping[str, Any]) -> Json:
         return _data(await self.call("updateDeal", path={"id": deal_id}, json=body))
 
-    async def update_activity(self, activity_id: int, body: Mapping[str, Any]) -> Record:
+    async def update_activity(self, activity_id: int, body: Mapping[str, Any]) -> Json:
         return _data(await self.call("updateActivity", path={"id": activity_id}, json=body))
 
 
@@ -376,7 +376,7 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str | int] | None:
     return {k: ("true" if v is True else "false" if v is False else v) for k, v in params.items()}
 
 
-def _records(data: Any) -> list[Record]:
+def _records(data: Any) -> list[Json]:
     """A list's `data`, or a search's `data.items[].item`."""
     if isinstance(data, list):
         return [item for item in data if isinstance(item, dict)]
@@ -386,7 +386,7 @@ def _records(data: Any) -> list[Record]:
     return []
 
 
-def _data(body: Record) -> Record:
+def _data(body: Json) -> Json:
     data = body.get("data")
     if not isinstance(data, dict) or "id" not in data:
         raise PipedriveOutcomeUnknown("Pipedrive answered a write without the record")

@@ -1,0 +1,277 @@
+"""What the writer knows of Pipedrive, and how it reads it: the cache (read once at start,
+paginated, and on refresh), a user looked up when unsure, the list of every tracked user
+kept current from the broadcasts, and what gaining or losing a partition changes.
+
+Replicas: a partition gained from another replica may have changed meanwhile, so its users
+are re-read before their next write, and a user this replica never saw is looked up. Every
+replica keeps the list of all users (for `query.tracked_users`) current from the
+`event.user_tracked`/`user_untracked`/`unseen_changed` broadcasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from gistsync.contracts import (
+    AnyMessage,
+    Message,
+    TrackedUser,
+    UnseenChanged,
+    UserTracked,
+    UserUntracked,
+    login_key,
+)
+from gistsync.errors import TransientError
+from gistsync.transport.topology import partition_of
+from pipedrive_writer import metrics
+from pipedrive_writer.pipedrive import PipedriveClient
+from pipedrive_writer.state import (
+    Cache,
+    CachedGist,
+    Record,
+    UserRecord,
+    deal_login,
+    deal_title,
+    gists_from_activities,
+    group_deals,
+    pick,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, message: Message) -> None: ...
+
+    def lock(self, name: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class UserNotTracked(TransientError):
+    """An event for a user whose deal does not exist yet (it raced ahead of track_user)."""
+
+
+def linked_id(record: Record, field: str, nested: str) -> int | None:
+    """`person_id` in lists, `person.id` in search results."""
+    value = record.get(field)
+    if value is None:
+        value = (record.get(nested) or {}).get("id")
+    return int(value) if value is not None else None
+
+
+class Reader:
+    def __init__(
+        self,
+        client: PipedriveClient,
+        publisher: Publisher,
+        *,
+        org_name: str,
+        partitions: int = 1,
+    ) -> None:
+        self.client = client
+        self.publisher = publisher
+        self.org_name = org_name
+        self.partitions = partitions
+        self.cache = Cache()
+        self.loaded = asyncio.Event()
+        self._load_started = False
+        # Every tracked user, by key, as last heard (ours from the cache, others' by broadcast).
+        self.directory: dict[str, TrackedUser] = {}
+        # Partitions gained from another replica: a user missing here may exist in Pipedrive.
+        self._unsure: set[int] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._org_lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
+        self._reported: set[tuple[str, int]] = set()
+        # Users untracked while this process ran: late events for them are dropped, not retried.
+        self._untracked: set[str] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self.cache.loaded
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # --- loading the cache -------------------------------------------------------------
+
+    async def load(self, kind: str = "start") -> None:
+        """Read the org, its deals and their activities: once at start, then on refresh.
+
+        Costs one search, the deal pages, and each user's activity pages: it grows with
+        pages, never with gists.
+        """
+        async with self._load_lock:
+            self._load_started = True
+            started = time.monotonic()
+            org_id = await self._load_org()
+            grouped = group_deals(await self.client.list_deals(org_id)) if org_id else {}
+            for key, (deal, ignored) in grouped.items():
+                self._report("deal", ignored)
+                async with self._lock(key):
+                    await self._load_user(deal)
+            for key, user in list(self.cache.users.items()):
+                # A user made after this read began is newer than the listing, not gone.
+                if key not in grouped and user.synced_at < started:
+                    log.warning("deal gone from Pipedrive", extra={"login": user.login})
+                    del self.cache.users[key]
+            self.cache.loaded = True
+            self.directory = dict(self.cache.tracked_users_by_key())
+            self.loaded.set()
+            metrics.CACHE_LOADS.labels(kind).inc()
+            self._update_gauges()
+            log.info(
+                "cache loaded",
+                extra={"kind": kind, "users": len(self.cache.users), "org_id": org_id},
+            )
+
+    async def _load_org(self) -> int | None:
+        async with self._org_lock:
+            found = await self._find_org()
+            # Not found on a refresh: keep what we had rather than ever making a second.
+            if found is not None:
+                self.cache.org_id = found
+            return self.cache.org_id
+
+    async def _find_org(self) -> int | None:
+        winner, ignored = pick(
+            await self.client.search_organizations(self.org_name), "name", self.org_name
+        )
+        self._report("organization", ignored)
+        return int(winner["id"]) if winner else None
+
+    async def _load_user(self, deal: Record) -> UserRecord:
+        """The user a deal stands for, with its activities read from Pipedrive."""
+        login = deal_login(deal.get("title"))
+        assert login is not None
+        user = UserRecord(
+            login=login,
+            deal_id=int(deal["id"]),
+            person_id=linked_id(deal, "person_id", "person"),
+            org_id=linked_id(deal, "org_id", "organization") or self.cache.org_id,
+        )
+        await self._reload_gists(user)
+        self.cache.users[user.key] = user
+        return user
+
+    async def _reload_gists(self, user: UserRecord) -> None:
+        gists, ignored = gists_from_activities(await self.client.list_activities(user.deal_id))
+        self._report_gists(ignored)
+        user.gists = gists
+        user.stale = False
+        user.synced_at = time.monotonic()
+        metrics.CACHE_LOADS.labels("user").inc()
+
+    async def refresh_forever(self, interval: float) -> None:
+        """Re-read everything now and then, to notice what people changed by hand."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.load("refresh")
+            except Exception:
+                log.exception("refresh failed; the next one will try again")
+
+    def _report(self, entity: str, ignored: Iterable[Record]) -> None:
+        for record in ignored:
+            self._report_once(entity, int(record["id"]), record)
+
+    def _report_gists(self, ignored: Iterable[CachedGist]) -> None:
+        for gist in ignored:
+            self._report_once("activity", gist.activity_id, {"gist_id": gist.id})
+
+    def _report_once(self, entity: str, record_id: int, about: Any) -> None:
+        if (entity, record_id) in self._reported:
+            return
+        self._reported.add((entity, record_id))
+        metrics.DUPLICATES_IGNORED.labels(entity).inc()
+        log.warning(
+            "duplicate ignored: the lowest id wins",
+            extra={"entity": entity, "ignored_id": record_id, "about": str(about)[:200]},
+        )
+
+    # --- partitions and the list of users --------------------------------------------------
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.partitions)
+
+    async def on_gain(self, partition: int) -> None:
+        """Another replica may have written this partition's users since we read them."""
+        if not self._load_started:
+            return  # the start-up read comes after this gain: it reads what is there now
+        self._unsure.add(partition)
+        for key, user in list(self.cache.users.items()):
+            if self.partition(key) != partition:
+                continue
+            if key in self.directory:
+                user.stale = True
+            else:  # untracked elsewhere meanwhile
+                del self.cache.users[key]
+
+    def on_loss(self, partition: int) -> None:
+        """Nothing to drop: gaining it again marks its users for re-reading."""
+
+    async def on_broadcast(self, message: AnyMessage) -> Message | None:
+        match message:
+            case UserTracked():
+                self.directory.setdefault(
+                    login_key(message.login), TrackedUser(login=message.login, unseen=0)
+                )
+            case UserUntracked():
+                self.directory.pop(login_key(message.login), None)
+            case UnseenChanged():
+                key = login_key(message.login)
+                if key in self.directory:
+                    self.directory[key] = TrackedUser(login=message.login, unseen=message.unseen)
+        return None
+
+    async def _unseen_changed(self, user: UserRecord) -> None:
+        unseen = len(user.unseen())
+        self.directory[user.key] = TrackedUser(login=user.login, unseen=unseen)
+        await self.publisher.publish(UnseenChanged(login=user.login, unseen=unseen))
+
+    async def _user(self, login: str) -> UserRecord | None:
+        """The cached user, re-read if stale; or, in a partition gained from another
+        replica, looked up in Pipedrive (a user tracked there is new to us)."""
+        key = login_key(login)
+        user = self.cache.users.get(key)
+        if user is None and self.partition(key) in self._unsure and key not in self._untracked:
+            user = await self._look_up(login)
+        if user is not None and user.stale:
+            await self._reload_gists(user)
+        return user
+
+    async def _look_up(self, login: str) -> UserRecord | None:
+        org_id = self.cache.org_id or await self._load_org()
+        deal = await self._find_deal(login, org_id) if org_id is not None else None
+        if deal is None or deal.get("status") != "open":
+            self._untracked.add(login_key(login))
+            return None
+        return await self._load_user(deal)
+
+    def _update_gauges(self) -> None:
+        metrics.TRACKED_USERS.set(len(self.cache.users))
+        metrics.UNSEEN_GISTS.set(sum(len(u.unseen()) for u in self.cache.users.values()))
+
+    async def _find_deal(self, login: str, org_id: int) -> Record | None:
+        title = deal_title(login)
+        found = [
+            deal
+            for deal in await self.client.search_deals(title, org_id)
+            if linked_id(deal, "org_id", "organization") in (None, org_id)
+        ]
+        winner, ignored = pick(found, "title", title)
+        self._report("deal", ignored)
+        return winner
+
+    async def _ensure_person(self, login: str, org_id: int, *, look: bool) -> int:
+        if look:
+            found = await self.client.search_persons(login, org_id)
+            winner, ignored = pick(found, "name", login)
+            self._report("person", ignored)
+            if winner is not None:
+                return int(winner["id"])
+        return int((await self.client.add_person(login, org_id))["id"])
