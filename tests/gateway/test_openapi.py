@@ -99,6 +99,9 @@ def test_changes_document_their_rate_limit_and_bodies_their_limits() -> None:
     for (method, path), op in ops.items():
         changes = method != "get" or path in ("/new", "/show", "/fetch")
         assert ("429" in op["responses"]) is changes, (method, path)
+        assert ("403" in op["responses"]) is changes, (method, path)  # from another site
+        if path not in ("/healthz", "/readyz", "/metrics"):
+            assert "421" in op["responses"], (method, path)  # a Host not ours
         if "requestBody" in op:
             assert {"400", "413", "415", "422"} <= set(op["responses"])
 
