@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.launch import SERVICES, Suite, own_env, sandbox_env
-from tests.conftest import free_port
+from tests.conftest import free_port, need
 
 SECRETS = {
     "API_TOKEN_GITHUB": "ghp_test_secret_github",
@@ -41,10 +41,11 @@ def environ_of(pid: int) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
 def test_started_processes_hold_only_their_own_secrets(
     amqp_url: str, prefix: str, tmp_path: Path
 ) -> None:
+    if not Path("/proc/self/environ").exists():
+        need("/proc, to read a process's environment (Linux)")
     env = sandbox_env(os.environ, free_port(), free_port())
     env.update(
         AMQP_URL=amqp_url,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 import time
 
@@ -78,13 +79,28 @@ async def test_idle_connections_are_closed(start_gateway: StartGateway, world: W
         assert await asyncio.to_thread(closed_by_server, sock)
 
 
-async def test_many_half_open_connections_all_go(start_gateway: StartGateway, world: World) -> None:
+def connections_we_can_hold(wanted: int) -> int:
+    """`wanted`, or as many as the file descriptor limit allows (each connection costs this
+    process two: the client's socket and the server's)."""
+    needed = 2 * wanted + 512
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return wanted if soft == resource.RLIM_INFINITY else min(wanted, (soft - 512) // 2)
+
+
+async def test_two_thousand_half_open_connections_all_go(
+    start_gateway: StartGateway, world: World
+) -> None:
     gateway = await start_gateway(
         gateway_header_timeout_seconds=0.5, gateway_idle_timeout_seconds=1.0
     )
+    count = connections_we_can_hold(2000)
+    assert count >= 300, "raise the file descriptor limit (ulimit -n)"
 
     def open_many() -> list[socket.socket]:
-        socks = [connect(gateway) for _ in range(300)]
+        socks = [connect(gateway) for _ in range(count)]
         for sock in socks[::2]:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # half a head
         return socks
