@@ -202,7 +202,7 @@ def test_redirects_stay_on_this_site(candidate: str | None, expected: str) -> No
 )
 def test_cross_site_requests_are_recognised(headers: dict[str, str], expected: bool) -> None:
     sent = CIMultiDictProxy(CIMultiDict({"Host": "gistsync.test:8080", **headers}))
-    assert cross_site(sent, "http", False) is not expected
+    assert cross_site(sent, {"http"}, False) is not expected
 
 
 def test_a_forwarded_host_counts_only_behind_a_trusted_proxy() -> None:
@@ -213,8 +213,16 @@ def test_a_forwarded_host_counts_only_behind_a_trusted_proxy() -> None:
         "X-Forwarded-Proto": "https",
     }
     request = make_mocked_request("POST", "/users", headers=headers)
-    assert cross_site(request.headers, "http", False)
-    assert not cross_site(request.headers, "http", True)
+    assert cross_site(request.headers, {"http"}, False)
+    assert not cross_site(request.headers, {"http"}, True)
+
+
+def test_behind_tls_the_origin_may_be_https() -> None:
+    sent = CIMultiDictProxy(
+        CIMultiDict({"Host": "gists.example", "Origin": "https://gists.example"})
+    )
+    assert cross_site(sent, {"http"}, False)  # the proxy's https is not known
+    assert not cross_site(sent, {"http", "https"}, False)  # GATEWAY_COOKIE_SECURE=true
 
 
 def test_the_client_is_the_peer_unless_a_proxy_is_trusted() -> None:

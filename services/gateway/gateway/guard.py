@@ -54,26 +54,31 @@ def local_address(request: web.Request) -> str | None:
 def check_host(request: web.Request, settings: Settings) -> None:
     hosts = request.app[HOSTS]
     local = local_address(request)
-    named = [request.headers.get("Host")] if "Host" in request.headers else []
+    named = list(request.headers.getall("Host", []))  # none: HTTP/1.0, not a browser
     if settings.gateway_trust_forwarded_for:
-        named += request.headers.getall("X-Forwarded-Host", [])
+        named += [v for h in request.headers.getall("X-Forwarded-Host", []) for v in h.split(",")]
     for value in named:
-        for each in value.split(",") if value else [value]:
-            if not hosts.allows(each, local):
-                raise Problem(
-                    421,
-                    "This gateway does not answer to that host name; list it in "
-                    "GATEWAY_ALLOWED_HOSTS if it is one of its names.",
-                    kind="unknown-host",
-                )
+        if not hosts.allows(value, local):
+            raise Problem(
+                421,
+                "This gateway does not answer to that host name; list it in "
+                "GATEWAY_ALLOWED_HOSTS if it is one of its names.",
+                kind="unknown-host",
+            )
 
 
-def scheme_of(request: web.Request) -> str:
-    return "https" if request.secure else "http"
+def schemes_of(request: web.Request, settings: Settings) -> set[str]:
+    """The schemes this gateway's pages may have: the connection's, and https when cookies
+    are only sent over HTTPS (so a proxy terminates TLS in front)."""
+    schemes = {"https" if request.secure else "http"}
+    if settings.gateway_cookie_secure:
+        schemes.add("https")
+    return schemes
 
 
 def refuse_cross_site(request: web.Request, settings: Settings, audience: Audience) -> None:
-    if not cross_site(request.headers, scheme_of(request), settings.gateway_trust_forwarded_for):
+    schemes = schemes_of(request, settings)
+    if not cross_site(request.headers, schemes, settings.gateway_trust_forwarded_for):
         return
     if audience is Audience.LEGACY:
         detail = (

@@ -153,14 +153,17 @@ def last_value(headers: CIMultiDictProxy[str], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def own_origins(headers: CIMultiDictProxy[str], scheme: str, trust_forwarded: bool) -> set[Origin]:
+def own_origins(
+    headers: CIMultiDictProxy[str], schemes: Iterable[str], trust_forwarded: bool
+) -> set[Origin]:
     """The origins a page of this gateway has, as this request names the gateway."""
-    named: list[tuple[str, str | None]] = [(scheme, headers.get("Host"))]
+    schemes = set(schemes)
+    named: list[tuple[str, str | None]] = [(scheme, headers.get("Host")) for scheme in schemes]
     if trust_forwarded:
-        proto = (last_value(headers, "X-Forwarded-Proto") or scheme).lower()
+        proto = (last_value(headers, "X-Forwarded-Proto") or "").lower()
         forwarded_host = last_value(headers, "X-Forwarded-Host") or headers.get("Host")
-        if proto in DEFAULT_PORTS:
-            named.append((proto, forwarded_host))
+        for scheme in {proto} & DEFAULT_PORTS.keys() or schemes:
+            named.append((scheme, forwarded_host))
     found = set()
     for each_scheme, value in named:
         address = parse_host(value)
@@ -173,7 +176,9 @@ def own_origins(headers: CIMultiDictProxy[str], scheme: str, trust_forwarded: bo
 SAME_ORIGIN_SITES = frozenset({"same-origin", "none"})
 
 
-def cross_site(headers: CIMultiDictProxy[str], scheme: str, trust_forwarded: bool) -> bool:
+def cross_site(
+    headers: CIMultiDictProxy[str], schemes: Iterable[str], trust_forwarded: bool
+) -> bool:
     """True when the browser says the request was made by a page of another origin (another
     port of the same host included). Neither header: a program, or a browser too old to say."""
     sites = headers.getall("Sec-Fetch-Site", [])
@@ -185,4 +190,4 @@ def cross_site(headers: CIMultiDictProxy[str], scheme: str, trust_forwarded: boo
     if len(origins) > 1:
         return True
     origin = parse_origin(origins[0])
-    return origin is None or origin not in own_origins(headers, scheme, trust_forwarded)
+    return origin is None or origin not in own_origins(headers, schemes, trust_forwarded)
