@@ -241,6 +241,8 @@ async def test_a_host_that_is_not_ours_is_421(
     for host in ours:
         answer = await send(gateway, build("GET", "/api/users", host=host))
         assert answer.status == 200, host
+    two = [("Host", "127.0.0.1"), ("Host", "attacker.example")]
+    assert (await send(gateway, build("GET", "/api/users", two, host=None))).status in (400, 421)
     assert commands(peers) == []
 
 

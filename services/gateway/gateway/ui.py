@@ -2,7 +2,7 @@
 mark seen, stop tracking and sign in. Forms follow post/redirect/get: every POST answers
 303 to a page, with a flash message saying what happened or why nothing did.
 
-CSRF tokens and sessions are checked by `security.guard` before these handlers run.
+CSRF tokens and sessions are checked by `guard.guard` before these handlers run.
 """
 
 from __future__ import annotations
