@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -23,7 +21,8 @@ import httpx
 from bench.options import Options
 from gistsync.broker import Topology
 from gistsync.settings import CommonSettings
-from sandbox.launch import Suite, sandbox_env
+from sandbox.launch import Suite
+from tests.suite import delete_topology, free_port, new_prefix, suite_env
 
 SIMULATORS = "bench.simulators"
 REPO = Path(__file__).resolve().parent.parent
@@ -37,12 +36,6 @@ class BenchSuite(Suite):
             port = (env or self.env)["BENCH_CONTROL_PORT"]
             return f"http://127.0.0.1:{port}/_bench/ready"
         return super().ready_url(name, env)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -116,17 +109,9 @@ class Stack:
 
 
 def stack_env(options: Options, prefix: str, overrides: Mapping[str, str]) -> dict[str, str]:
-    env = sandbox_env(os.environ, free_port(), free_port())
-    env.update(
-        AMQP_URL=options.amqp_url,
-        AMQP_PREFIX=prefix,
-        BENCH_CONTROL_PORT=str(free_port()),
-        GATEWAY_PORT=str(free_port()),
-        GITHUB_POLLER_PORT=str(free_port()),
-        PIPEDRIVE_WRITER_PORT=str(free_port()),
-        # The simulator process imports `bench`, wherever the run was started from.
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
-    )
+    # The simulator process imports `bench`, wherever the run was started from.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = suite_env(options.amqp_url, prefix, BENCH_CONTROL_PORT=str(free_port()), PYTHONPATH=path)
     env.update(overrides)
     return env
 
@@ -136,7 +121,7 @@ async def open_stack(
     options: Options, name: str, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[Stack]:
     """The simulators running, the services not yet (see `Stack.start`)."""
-    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    prefix = new_prefix("bench")
     log_dir = options.log_dir / name
     suite = BenchSuite(stack_env(options, prefix, env or {}), log_dir)
     stack = Stack(name, suite, prefix, options.profile)
@@ -146,18 +131,8 @@ async def open_stack(
     finally:
         # Also on Ctrl-C (the task is cancelled once, so these awaits still run).
         await stack.stop()
-        await delete_topology(options.amqp_url, stack.topology)
-
-
-async def delete_topology(amqp_url: str, topology: Topology) -> None:
-    try:
-        async with asyncio.timeout(60):
-            connection = await aio_pika.connect(amqp_url, timeout=10)
-            async with connection:
-                channel = await connection.channel()
-                for queue in topology.queue_names():
-                    await channel.queue_delete(queue)
-                for exchange in topology.exchange_names():
-                    await channel.exchange_delete(exchange)
-    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-        print(f"bench: could not delete the queues of {topology.prefix}: {exc!r}", flush=True)
+        try:
+            async with asyncio.timeout(60):
+                await delete_topology(options.amqp_url, prefix, stack.topology.partitions)
+        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            print(f"bench: could not delete the queues of {prefix}: {exc!r}", flush=True)

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
-import aio_pika
 import pytest
 
-from gistsync.broker import Broker, Topology
+from gistsync.broker import Broker
+from tests.suite import delete_topology, free_port
+
+__all__ = ["BrokerFactory", "delete_topology", "free_port", "need"]
 
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -66,19 +68,6 @@ def prefix(amqp_url: str) -> Iterator[str]:
 
 # Few partitions in tests: each test makes (and deletes) its own quorum queues.
 PARTITIONS = 2
-# The most any test uses: deleting a queue that is not there is harmless.
-MOST_PARTITIONS = 8
-
-
-async def delete_topology(amqp_url: str, prefix: str) -> None:
-    top = Topology(prefix, MOST_PARTITIONS)
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in top.queue_names():
-            await channel.queue_delete(queue)
-        for exchange in top.exchange_names():
-            await channel.exchange_delete(exchange)
 
 
 BrokerFactory = Callable[..., Broker]
@@ -98,9 +87,3 @@ async def brokers(amqp_url: str, prefix: str) -> AsyncIterator[BrokerFactory]:
     yield make
     for broker in made:
         await broker.close(grace=2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,13 +18,14 @@ import aio_pika
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from gistsync.broker import Broker, Topology, is_query_queue
+from gistsync.broker import Broker
 from gistsync.contracts import GIST_ID_REGEX, Message
 from gistsync.deadletters import DeadLetterQueue
-from sandbox.launch import Suite, sandbox_env
-from tests.conftest import free_port
+from sandbox.launch import Suite
 from tests.e2e.conftest import url
 from tests.faults.node import OWNER_ENV
+from tests.suite import new_prefix, ready
+from tests.suite import suite_env as harness_env
 from tests.waiting import wait_for
 
 Json = dict[str, Any]
@@ -47,31 +47,25 @@ REPORTS: list[str] = []
 
 def suite_env(amqp_url: str, **overrides: str) -> dict[str, str]:
     """A suite of its own: fresh prefix, free ports, short intervals, the private broker."""
-    env = sandbox_env(os.environ, free_port(), free_port())
-    env.pop("GATEWAY_API_KEY", None)  # these tests are about delivery, not access control
-    env.update(
-        {
-            "AMQP_URL": amqp_url,
-            "AMQP_PREFIX": f"faults-{uuid.uuid4().hex[:8]}",
-            "POLL_INTERVAL_SECONDS": "1",
-            "GATEWAY_PORT": str(free_port()),
-            "GITHUB_POLLER_PORT": str(free_port()),
-            "PIPEDRIVE_WRITER_PORT": str(free_port()),
-            "RETRY_BASE_SECONDS": "0.2",
-            "RETRY_MAX_SECONDS": "2",
-            "LOG_LEVEL": "INFO",
-            "PARTITIONS": "4",
-            # A bigger Pipedrive plan than Lite, so that thousands of gists fit in minutes
-            # (the simulator gets the same limits in `start_suite`).
-            "PIPEDRIVE_BURST_LIMIT": str(PIPEDRIVE_LIMITS["burst_limit"]),
-            "PIPEDRIVE_SEARCH_BURST_LIMIT": str(PIPEDRIVE_LIMITS["search_burst_limit"]),
-            "GITHUB_REQUESTS_PER_SECOND": "100",
-            # The workload tracks users faster than a person would.
-            "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000",
-            "GATEWAY_RATE_LIMIT_BURST": "100000",
-            OWNER_ENV: str(os.getpid()),
-        }
+    env = harness_env(
+        amqp_url,
+        new_prefix("faults"),
+        POLL_INTERVAL_SECONDS="1",
+        RETRY_BASE_SECONDS="0.2",
+        RETRY_MAX_SECONDS="2",
+        LOG_LEVEL="INFO",
+        PARTITIONS="4",
+        # A bigger Pipedrive plan than Lite, so that thousands of gists fit in minutes
+        # (the simulator gets the same limits in `start_suite`).
+        PIPEDRIVE_BURST_LIMIT=str(PIPEDRIVE_LIMITS["burst_limit"]),
+        PIPEDRIVE_SEARCH_BURST_LIMIT=str(PIPEDRIVE_LIMITS["search_burst_limit"]),
+        GITHUB_REQUESTS_PER_SECOND="100",
+        # The workload tracks users faster than a person would.
+        GATEWAY_RATE_LIMIT_PER_MINUTE="100000",
+        GATEWAY_RATE_LIMIT_BURST="100000",
     )
+    env[OWNER_ENV] = str(os.getpid())  # so that a later run can sweep what a killed one left
+    env.pop("GATEWAY_API_KEY", None)  # these tests are about delivery, not access control
     env.update(overrides)
     return env
 
@@ -250,40 +244,9 @@ def dead_letters(suite: Suite) -> list[DeadLetter]:
     return asyncio.run(_dead_letters(amqp_url(suite), prefix(suite)))
 
 
-async def _ready(amqp_url: str, queues: list[str]) -> int:
-    connection = await aio_pika.connect(amqp_url, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        total = 0
-        for name in queues:
-            declared = await channel.declare_queue(name, passive=True)
-            total += int(declared.declaration_result.message_count or 0)
-        return total
-
-
-def topology(suite: Suite) -> Topology:
-    return Topology(prefix(suite), int(suite.env["PARTITIONS"]))
-
-
 def routing_key(suite: Suite, message: Message) -> str:
     """The key the services publish `message` under."""
     return broker(suite).routing_key(message)
-
-
-def work_queues(suite: Suite, service: str) -> list[str]:
-    """The durable queues holding `service`'s work (its partitions), not its queries."""
-    top = topology(suite)
-    mine = f"{prefix(suite)}.{service}"
-    return [
-        name
-        for name in top.queue_names()
-        if (name == mine or name.startswith(mine + ".")) and not is_query_queue(name)
-    ]
-
-
-def ready(suite: Suite, service: str) -> int:
-    """Messages waiting in `service`'s work queues (not counting those delivered)."""
-    return asyncio.run(_ready(amqp_url(suite), work_queues(suite, service)))
 
 
 async def _publish_raw(

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.suite import free_port
 
 OWNER_ENV = "GISTSYNC_FAULTS_OWNER"
 # An Erlang flag the VM ignores, so that the node's command line names its owner.

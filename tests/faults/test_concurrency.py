@@ -1,6 +1,6 @@
-"""Concurrent deliveries: the same gist delivered several times at once to one writer makes one
-activity; two writer processes on the same work make one organization, one deal per user and
-one activity per gist."""
+"""Concurrent deliveries: the same gist delivered several times at once to one writer is
+handled one copy at a time and makes one activity; two writer processes on the same work make
+one organization, one deal per user and one activity per gist."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 
 from gistsync.contracts import Gist, GistDiscovered, GistFile, TrackUser
 from sandbox.launch import Suite
-from tests.conftest import free_port
 from tests.faults.harness import (
     audit,
     configure,
@@ -32,6 +31,7 @@ from tests.faults.harness import (
     wait_quiet,
 )
 from tests.faults.node import RabbitNode
+from tests.suite import free_port
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
@@ -92,8 +92,10 @@ def test_one_gist_delivered_many_times_at_once_makes_one_activity(writer: Suite)
         )
         - handling
     )
-    # The premise: deliveries overlapped (their handling adds up to more than the time taken).
-    assert busy > wall, (busy, wall)
+    # All were delivered at once (PREFETCH), and handled one after another: one user's
+    # messages are run in turn by the transport, so their handling adds up to no more than
+    # the time taken.
+    assert busy <= wall, (busy, wall)
     owners = {first.id: login, second.id: login}
     result = audit(pipedrive_state(writer), owners)
     assert result.converged, result.summary()

@@ -28,9 +28,9 @@ from tests.faults.harness import (
     routing_key,
     start_suite,
     suite_env,
-    work_queues,
 )
 from tests.faults.node import RabbitNode
+from tests.suite import work_queues
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults

@@ -6,13 +6,10 @@ intervals, and the partitions ended up shared by every replica."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
 import signal
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +19,8 @@ import httpx
 import pytest
 
 from pipedrive_writer.notes import parse_note
-from sandbox.launch import PORT_SETTINGS, Suite, sandbox_env
-from tests.conftest import delete_topology, free_port
+from sandbox.launch import PORT_SETTINGS, Suite
+from tests.suite import free_port, new_prefix, ready, running, suite_env
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -61,13 +58,17 @@ class Replicas:
         return 0.0
 
 
+def raise_limits(suite: Suite, name: str) -> None:
+    if name == "sandbox":
+        for simulator, patch in LIMITS.items():
+            httpx.patch(f"{suite.url(simulator)}/_sandbox/config", json=patch).raise_for_status()
+
+
 @pytest.fixture
 def replicas(amqp_url: str, tmp_path: Path) -> Iterator[Replicas]:
-    prefix = f"scale-{uuid.uuid4().hex[:8]}"
-    env = sandbox_env(os.environ, free_port(), free_port())
-    env.update(
-        AMQP_URL=amqp_url,
-        AMQP_PREFIX=prefix,
+    env = suite_env(
+        amqp_url,
+        new_prefix("scale"),
         PARTITIONS=str(PARTITIONS),
         POLL_INTERVAL_SECONDS=str(POLL_INTERVAL),
         GITHUB_REQUESTS_PER_SECOND="200",
@@ -78,21 +79,12 @@ def replicas(amqp_url: str, tmp_path: Path) -> Iterator[Replicas]:
         RETRY_BASE_SECONDS="0.2",
         RETRY_MAX_SECONDS="2",
     )
-    suite = Suite(env, tmp_path / "logs")
-    replicas = Replicas(suite)
-    try:
-        suite.start("sandbox")
-        for simulator, patch in LIMITS.items():
-            httpx.patch(f"{suite.url(simulator)}/_sandbox/config", json=patch).raise_for_status()
+    with running(env, tmp_path / "logs", ["sandbox"], after_start=raise_limits, tail=10) as suite:
+        replicas = Replicas(suite)
         for name, count in REPLICAS.items():
             for n in range(count):
                 replicas.start(name, n)
         yield replicas
-    finally:
-        suite.stop_all()
-        for name in suite.processes:
-            print(f"--- {name} (tail) ---\n{suite.tail(name, 10)}")
-        asyncio.run(delete_topology(amqp_url, prefix))
 
 
 def github(replicas: Replicas) -> str:
@@ -101,6 +93,11 @@ def github(replicas: Replicas) -> str:
 
 def pipedrive(replicas: Replicas) -> str:
     return replicas.suite.url("pipedrive")
+
+
+def poll_counts(replicas: Replicas) -> dict[str, int]:
+    polls = httpx.get(f"{github(replicas)}/_sandbox/stats/polls", timeout=30).json()
+    return {login: int(p["count"]) for login, p in polls.items()}
 
 
 def track_all(replicas: Replicas, logins: list[str]) -> None:
@@ -166,8 +163,18 @@ def test_replicas_share_the_work_and_survive_losing_one_of_each(replicas: Replic
         state: Json = httpx.get(f"{pipedrive(replicas)}/_sandbox/state", timeout=30).json()
         return state if len(state["activities"]) >= expected else None
 
-    state = wait_for(converged, f"{expected} activities", timeout=90)
-    time.sleep(2 * POLL_INTERVAL)  # anything doubled would show by now
+    wait_for(converged, f"{expected} activities", timeout=90)
+    # Anything doubled would show once every user is polled twice more (a gist published
+    # again goes out by then) and the writers have nothing left waiting.
+    counts = poll_counts(replicas)
+    wait_for(
+        lambda: (
+            all(n >= counts[login] + 2 for login, n in poll_counts(replicas).items())
+            and ready(replicas.suite, "pipedrive_writer") == 0
+        ),
+        "two more polls of everyone, handled",
+        timeout=60,
+    )
     state = httpx.get(f"{pipedrive(replicas)}/_sandbox/state", timeout=30).json()
     gists = httpx.get(f"{github(replicas)}/_sandbox/state", timeout=30).json()["gists"]
 
