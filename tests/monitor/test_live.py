@@ -2,7 +2,11 @@
 configuration and alert rules (targets rewritten to the local ports), a short workload that
 also makes the failures the error panels show. Then every target must be up, every alert rule
 and dashboard query must evaluate, every dashboard query must return data, and every service's
-/metrics must pass `promtool check metrics`."""
+/metrics must pass `promtool check metrics`.
+
+The broker is a private RabbitMQ node (tests/faults/node.py) with the rabbitmq_prometheus
+plugin on a port of its own: the test needs nothing enabled on the machine's broker. Alert
+delivery to Alertmanager is proven by the compose run (tests/deploy/compose)."""
 
 from __future__ import annotations
 
@@ -13,10 +17,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
@@ -26,7 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gistsync.broker import Topology
 from sandbox.launch import SERVICES, Suite, sandbox_env
-from tests.conftest import delete_topology, free_port, need
+from tests.conftest import free_port, need
+from tests.faults.node import RabbitNode, server_script, sweep_stale
 from tests.monitor.monitoring import (
     PROMETHEUS_DIR,
     Query,
@@ -40,7 +44,6 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.e2e
 
 SCRAPE_INTERVAL = "1s"
-RABBITMQ_METRICS_PORT = 15692
 # Dashboard queries allowed to return no data after the short run, each with its reason.
 # Prefer making the workload produce the data; the list is printed on every run.
 NO_DATA_EXPECTED: dict[str, str] = {}
@@ -76,25 +79,51 @@ def prometheus_binary() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def rabbitmq_metrics(amqp_url: str) -> str:
-    """The broker's Prometheus endpoint, from the rabbitmq_prometheus plugin."""
-    address = f"{urlsplit(amqp_url).hostname or '127.0.0.1'}:{RABBITMQ_METRICS_PORT}"
-    try:
-        httpx.get(f"http://{address}/metrics", timeout=5).raise_for_status()
-    except httpx.HTTPError as exc:
-        need(
-            f"RabbitMQ's Prometheus endpoint at {address} ({exc!r}); enable it with "
-            "`rabbitmq-plugins enable rabbitmq_prometheus`"
+@dataclass
+class MetricsNode(RabbitNode):
+    """A private node that also serves rabbitmq_prometheus, on 127.0.0.1 and a free port."""
+
+    metrics_port: int = field(default_factory=free_port)
+
+    def _environment(self) -> dict[str, str]:
+        env = super()._environment()
+        Path(env["RABBITMQ_ENABLED_PLUGINS_FILE"]).write_text("[rabbitmq_prometheus].\n")
+        # The whole config file: the node's own listener (as the parent writes it) and the
+        # metrics listener, so that neither takes a shared port.
+        Path(env["RABBITMQ_CONFIG_FILE"]).write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
+            "prometheus.tcp.ip = 127.0.0.1\n"
+            f"prometheus.tcp.port = {self.metrics_port}\n"
         )
-    return address
+        return env
+
+    @property
+    def metrics(self) -> str:
+        return f"127.0.0.1:{self.metrics_port}"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsNode]:
+    script = server_script()
+    if script is None:
+        need("rabbitmq-server (Debian package rabbitmq-server) for the test's own node")
+    assert script is not None
+    sweep_stale()
+    node = MetricsNode(script, tmp_path_factory.mktemp("rabbit"))
+    try:
+        node.start()
+        wait_for(lambda: answers(f"http://{node.metrics}/metrics"), "rabbitmq_prometheus", 30)
+        yield node
+    finally:
+        node.kill()
 
 
 def local_config(env: dict[str, str], rabbitmq: str) -> dict[str, Any]:
     """monitor/prometheus/prometheus.yml with compose's service names replaced by the local
     processes (a DNS lookup of a name becomes its one local address), a 1 s scrape and
-    evaluation interval, and the rule files by absolute path."""
+    evaluation interval, the rule files by absolute path, and no Alertmanager."""
     config: dict[str, Any] = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    config.pop("alerting")
     config["global"].update(
         scrape_interval=SCRAPE_INTERVAL,
         scrape_timeout=SCRAPE_INTERVAL,
@@ -148,11 +177,11 @@ def answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def stack(
-    amqp_url: str,
+    broker: MetricsNode,
     prometheus_binary: str,
-    rabbitmq_metrics: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
+    amqp_url = broker.url
     prefix = f"monitor-{uuid.uuid4().hex[:8]}"
     env = sandbox_env(os.environ, free_port(), free_port())
     env.update(
@@ -171,7 +200,7 @@ def stack(
     )
     directory = tmp_path_factory.mktemp("monitor")
     prometheus, prometheus_url = start_prometheus(
-        prometheus_binary, local_config(env, rabbitmq_metrics), directory
+        prometheus_binary, local_config(env, broker.metrics), directory
     )
     suite = Suite(env, directory / "logs")
     try:
@@ -200,7 +229,6 @@ def stack(
             print(f"--- {name} log (tail) ---\n{suite.tail(name, 10)}")
         print("--- prometheus log (tail) ---")
         print("\n".join((directory / "prometheus.log").read_text().splitlines()[-10:]))
-        asyncio.run(delete_topology(amqp_url, prefix))
 
 
 # --- the workload --------------------------------------------------------------------------
