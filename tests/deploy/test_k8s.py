@@ -2,10 +2,12 @@
 built-in object against the Kubernetes JSON schemas (`kubernetes_validate`, strict), and what
 the manifests say against what the code, the Dockerfile and docker-compose.yml say.
 
-The custom resources, RabbitmqCluster (rabbitmq.com/v1beta1, the RabbitMQ Cluster Operator)
-and ServiceMonitor (monitoring.coreos.com/v1, the Prometheus Operator), are not in those
-schemas: they are checked structurally here (apiVersion, kind, the spec fields used, the
-values that matter), which is weaker than the operators' CRD schemas would be.
+The custom resources, RabbitmqCluster (rabbitmq.com/v1beta1, the RabbitMQ Cluster Operator),
+ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1, the Prometheus Operator), are not
+in those schemas: they are checked structurally here (apiVersion, kind, the spec fields used,
+the values that matter), which is weaker than the operators' CRD schemas would be. The
+PrometheusRule must say what monitor/prometheus/alerts.yml says. test_k8s_network.py checks
+what the NetworkPolicies let through.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 
 from gistsync.ops import add_ops_routes
 from sandbox.testing import DEFAULT_GITHUB_TOKEN, DEFAULT_PIPEDRIVE_TOKEN
+from tests.deploy.prometheus_rule import prometheus_rule
 from tests.monitor.monitoring import (
     COMPOSE_FILE,
     PROMETHEUS_DIR,
@@ -55,6 +58,7 @@ SCHEMA_VERSIONS = (
 CUSTOM_RESOURCES = {
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 NAME = "app.kubernetes.io/name"
@@ -756,3 +760,27 @@ def test_prometheus_scrapes_the_jobs_compose_does(built: Build) -> None:
         [(_, endpoint)] = jobs[job]
         assert endpoint["path"] == compose_jobs[job].get("metrics_path", "/metrics"), job
         assert endpoint.get("params", {}) == compose_jobs[job].get("params", {}), job
+
+
+# The fields of a rule in the PrometheusRule CRD (Rule in monitoring.coreos.com/v1).
+RULE_FIELDS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def test_the_prometheus_rule_is_the_rules_file(built: Build) -> None:
+    """Regenerate with `python -m tests.deploy.prometheus_rule` after changing alerts.yml."""
+    [rule] = of_kind(built.objects, "PrometheusRule")
+    expected = prometheus_rule()
+    assert set(rule) == {"apiVersion", "kind", "metadata", "spec"}
+    assert rule["apiVersion"] == expected["apiVersion"]
+    assert set(rule["spec"]) == {"groups"}
+    for group in rule["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"}, group["name"]
+        for item in group["rules"]:
+            assert set(item) <= RULE_FIELDS, item.get("alert")
+    assert rule["spec"] == expected["spec"], (
+        "deploy/k8s/base/alerts.yaml differs from monitor/prometheus/alerts.yml: "
+        "run `.venv/bin/python -m tests.deploy.prometheus_rule`"
+    )
+    # Selected by the same label as the ServiceMonitors.
+    monitors = {m["metadata"]["labels"][NAME] for m in of_kind(built.objects, "ServiceMonitor")}
+    assert {rule["metadata"]["labels"][NAME]} == monitors
