@@ -26,6 +26,7 @@ from gistsync.contracts import (
 )
 from gistsync.errors import PermanentError, PublishError, RemoteError, RequestTimeout
 from tests.conftest import BrokerFactory, free_port
+from tests.waiting import eventually
 
 FAST = Retry(max_attempts=3, base_seconds=0.01, max_seconds=0.02)
 
@@ -48,6 +49,15 @@ async def dead_letters(
             await message.ack()
             got.append(message)
     return got
+
+
+async def waiting(broker: Broker, queue: str, count: int) -> bool:
+    """Whether `queue` holds `count` messages ready."""
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return (declared.declaration_result.message_count or 0) == count
 
 
 async def raw_publish(broker: Broker, body: bytes, routing_key: str) -> None:
@@ -251,11 +261,15 @@ async def test_an_expired_request_is_dropped_not_dead_lettered(brokers: BrokerFa
     await client.connect()
     with pytest.raises(RequestTimeout):
         await client.request(TrackedUsersQuery(), timeout=0.2)
-    await asyncio.sleep(0.3)  # past the request's expiration: the broker drops it now
+    # Past its expiration the broker drops it: nothing waits, nothing is dead-lettered.
+    queue = client.topology.queue("pipedrive_writer.queries")
+    await eventually(lambda: waiting(client, queue, 0), 10, "the request dropped")
     assert await dead_letters(client, 1, timeout=0.5) == []
 
 
-async def test_connect_waits_for_a_broker_that_comes_up_late(amqp_url: str, prefix: str) -> None:
+async def test_connect_waits_for_a_broker_that_comes_up_late(
+    amqp_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # A port that nothing listens on yet, forwarded to the real broker a moment later.
     port = free_port()
     target = urlsplit(amqp_url)
@@ -276,8 +290,12 @@ async def test_connect_waits_for_a_broker_that_comes_up_late(amqp_url: str, pref
         prefix=prefix,
         service="late",
     )
-    connecting = asyncio.create_task(broker.connect(retry_for=10))
-    await asyncio.sleep(1.2)
+    connecting = asyncio.create_task(broker.connect(retry_for=30))
+
+    def tries() -> int:
+        return sum(r.getMessage() == "broker not reachable, retrying" for r in caplog.records)
+
+    await eventually(lambda: tries() >= 2, 20, "two failed tries")
     assert not connecting.done()
     server = await asyncio.start_server(forward, "127.0.0.1", port)
     try:

@@ -24,7 +24,7 @@ from gistsync.deadletters import DeadLetterQueue
 from sandbox.launch import Suite
 from tests.e2e.conftest import url
 from tests.faults.node import OWNER_ENV
-from tests.suite import new_prefix, ready
+from tests.suite import EVERYTHING, new_prefix, ready
 from tests.suite import suite_env as harness_env
 from tests.waiting import wait_for
 
@@ -93,7 +93,15 @@ def logs(suite: Suite, lines: int = 25) -> str:
     )
 
 
-def start_suite(env: Mapping[str, str], log_dir: Path, names: Iterable[str]) -> Suite:
+# Pipedrive requests retried briefly inside the client: the message-level retry is the test.
+QUICK_PIPEDRIVE_RETRIES = {
+    "PIPEDRIVE_MAX_ATTEMPTS": "2",
+    "PIPEDRIVE_BACKOFF_BASE_SECONDS": "0.05",
+    "PIPEDRIVE_BACKOFF_MAX_SECONDS": "0.1",
+}
+
+
+def start_suite(env: Mapping[str, str], log_dir: Path, names: Iterable[str] = EVERYTHING) -> Suite:
     suite = Suite(dict(env), log_dir)
     try:
         for name in names:

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.launch import Suite
 from tests.faults.harness import (
+    QUICK_PIPEDRIVE_RETRIES,
     add_gists,
     calm,
     configure,
@@ -36,17 +37,9 @@ def suite(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Itera
     rabbit.ensure_running()
     # Enough attempts to outlast the outage; PREFETCH stays at its default (16), so every
     # gist of the user is delivered while the first one fails.
-    env = suite_env(
-        rabbit.url,
-        MAX_ATTEMPTS="40",
-        RETRY_BASE_SECONDS="0.1",
-        RETRY_MAX_SECONDS="0.5",
-        PIPEDRIVE_MAX_ATTEMPTS="2",
-        PIPEDRIVE_BACKOFF_BASE_SECONDS="0.05",
-        PIPEDRIVE_BACKOFF_MAX_SECONDS="0.1",
-    )
-    names = ("sandbox", "pipedrive_writer", "github_poller", "gateway")
-    suite = start_suite(env, tmp_path_factory.mktemp("order"), names)
+    retries = {"MAX_ATTEMPTS": "40", "RETRY_BASE_SECONDS": "0.1", "RETRY_MAX_SECONDS": "0.5"}
+    env = suite_env(rabbit.url, **retries, **QUICK_PIPEDRIVE_RETRIES)
+    suite = start_suite(env, tmp_path_factory.mktemp("order"))
     yield suite
     suite.stop_all()
 

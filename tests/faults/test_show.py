@@ -17,6 +17,7 @@ from gistsync.contracts import GIST_ID_REGEX
 from sandbox.launch import Suite
 from tests.e2e.conftest import url
 from tests.faults.harness import (
+    QUICK_PIPEDRIVE_RETRIES,
     add_gists,
     configure,
     dead_letters,
@@ -38,17 +39,9 @@ pytestmark = pytest.mark.faults
 def suite(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     rabbit.ensure_running()
     # Give up on a failing mark_seen quickly, so that its dead letter shows within a second.
-    env = suite_env(
-        rabbit.url,
-        MAX_ATTEMPTS="2",
-        RETRY_BASE_SECONDS="0.1",
-        RETRY_MAX_SECONDS="0.2",
-        PIPEDRIVE_MAX_ATTEMPTS="2",
-        PIPEDRIVE_BACKOFF_BASE_SECONDS="0.05",
-        PIPEDRIVE_BACKOFF_MAX_SECONDS="0.1",
-    )
-    names = ("sandbox", "pipedrive_writer", "github_poller", "gateway")
-    suite = start_suite(env, tmp_path_factory.mktemp("show"), names)
+    retries = {"MAX_ATTEMPTS": "2", "RETRY_BASE_SECONDS": "0.1", "RETRY_MAX_SECONDS": "0.2"}
+    env = suite_env(rabbit.url, **retries, **QUICK_PIPEDRIVE_RETRIES)
+    suite = start_suite(env, tmp_path_factory.mktemp("show"))
     yield suite
     suite.stop_all()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from gistsync.broker import Broker, Retry
@@ -112,6 +113,35 @@ async def clients(sandbox: Sandbox) -> AsyncIterator[ClientFactory]:
     for client, recorder in made:
         await client.aclose()
         recorder.check_contract()
+
+
+OUTCOMES = ("ok", "retried", "dead_lettered", "error_reply", "unacked")
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def handled(queue: str) -> float:
+    """Messages of `queue` (a shared queue, or a service's partitions) handled in this process."""
+    return sum(metric("gistsync_messages_consumed_total", queue=queue, outcome=o) for o in OUTCOMES)
+
+
+def events_published() -> float:
+    return metric("gistsync_messages_published_total", type="event.gist_discovered")
+
+
+@dataclass
+class Settled:
+    """From now on: has every gist event confirmed by the broker been handled by the writer's
+    stand-in? (Nothing more can then arrive unseen: what a test may assert on.)"""
+
+    published: float = field(default_factory=events_published)
+    events: float = field(default_factory=lambda: handled("pipedrive_writer"))
+
+    def __call__(self) -> bool:
+        more = events_published() - self.published
+        return handled("pipedrive_writer") - self.events >= more
 
 
 @dataclass

@@ -3,7 +3,6 @@ writer sends, with the whole service running in-process against the simulator.""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -23,7 +22,7 @@ from gistsync.errors import RemoteError
 from gistsync.transport.topology import partition_of
 from github_poller.__main__ import lifespan
 from tests.conftest import PARTITIONS
-from tests.github_poller.conftest import World, status
+from tests.github_poller.conftest import Settled, World, handled, status
 from tests.waiting import eventually
 
 
@@ -63,6 +62,7 @@ async def test_poll_now_polls_every_tracked_user_and_reports(world: World) -> No
     world.writer.users = ["alice", "Bob"]
     await world.start_writer()
     settings = world.settings()
+    settled = Settled()
     async with lifespan(settings):
         await eventually(lambda: ready(f"http://127.0.0.1:{settings.github_poller_port}"))
         gateway = await world.gateway()
@@ -78,8 +78,7 @@ async def test_poll_now_polls_every_tracked_user_and_reports(world: World) -> No
         again = await gateway.request(PollNow(), timeout=5)
         assert isinstance(again, PollReport)
         assert (again.users, again.new_gists) == (2, 0)
-        await eventually(lambda: len(world.writer.events) == 3)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(world.writer.events) == 3 and settled())
     assert sorted(e.login for e in world.writer.events) == ["Bob", "alice", "alice"]
     assert world.sandbox.github.stats.snapshot(with_tokens=False)["requests"] == {
         "GET /users/{username}/gists": {"200": 2, "304": 3}
@@ -115,6 +114,7 @@ async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(
     await world.start_writer()
     settings = world.settings()
     ops = f"http://127.0.0.1:{settings.github_poller_port}"
+    settled = Settled()
     async with lifespan(settings):
         gateway = await world.gateway()
         # One question per partition gained at start, each for that partition's users.
@@ -122,8 +122,9 @@ async def test_a_tracked_user_is_polled_at_once_and_a_duplicate_is_harmless(
         assert sorted(n for n in world.writer.asked if n is not None) == list(range(PARTITIONS))
         await gateway.publish(UserTracked(login="newbie"))
         await eventually(lambda: len(world.writer.events) == 2, timeout=3)
+        before = handled("github_poller")
         await gateway.publish(UserTracked(login="NEWBIE"))  # the same user
-        await asyncio.sleep(0.3)
+        await eventually(lambda: handled("github_poller") > before and settled())
         assert len(world.writer.events) == 2
         assert world.sandbox.github.stats.total == 1
         async with httpx.AsyncClient() as http:
@@ -137,6 +138,7 @@ async def test_an_untracked_user_is_no_longer_polled(world: World) -> None:
     world.sandbox.github.add_gists_bulk("stayer", 1)
     await world.start_writer()
     settings = world.settings(poll_interval_seconds=0.2)
+    settled = Settled()
     async with lifespan(settings):
         gateway = await world.gateway()
         # One question per partition gained at start.
@@ -144,13 +146,14 @@ async def test_an_untracked_user_is_no_longer_polled(world: World) -> None:
         await gateway.publish(UserTracked(login="leaver"))
         await gateway.publish(UserTracked(login="stayer"))
         await eventually(lambda: len(world.writer.events) == 2, timeout=3)
+        before = handled("github_poller")
         await gateway.publish(UserUntracked(login="LEAVER"))
-        await asyncio.sleep(0.3)  # the event is handled, a poll in flight finishes
+        await eventually(lambda: handled("github_poller") > before and settled())
         world.sandbox.github.add_gists_bulk("leaver", 1)
         world.sandbox.github.add_gists_bulk("stayer", 1)
         await eventually(lambda: len(world.writer.events) == 3, timeout=3)
-        report = await gateway.request(PollNow(), timeout=5)
-        await asyncio.sleep(0.5)  # several intervals: the leaver's new gist stays unseen
+        report = await gateway.request(PollNow(), timeout=5)  # polls whoever is tracked
+        await eventually(settled)
     assert isinstance(report, PollReport)
     assert report.users == 1
     assert [e.login for e in world.writer.events] == ["leaver", "stayer", "stayer"]

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from prometheus_client import REGISTRY
 
 from gistsync.broker import Broker, Retry
 from gistsync.contracts import AnyMessage, GistDiscovered, Message
@@ -18,24 +17,10 @@ from github_poller.poller import Poller
 from github_poller.schedule import Schedule
 from sandbox.testing import Sandbox
 from tests.conftest import BrokerFactory
-from tests.github_poller.conftest import ClientFactory, Exchange, Recorder
+from tests.github_poller.conftest import ClientFactory, Exchange, Recorder, Settled, metric
 from tests.waiting import eventually
 
 GISTS = "GET /users/{username}/gists"
-
-
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def events_published() -> float:
-    return metric("gistsync_messages_published_total", type="event.gist_discovered")
-
-
-def events_handled() -> float:
-    outcomes = ("ok", "retried", "dead_lettered", "error_reply", "unacked")
-    name = "gistsync_messages_consumed_total"
-    return sum(metric(name, queue="pipedrive_writer", outcome=o) for o in outcomes)
 
 
 @dataclass
@@ -45,10 +30,8 @@ class Harness:
     recorder: Recorder
     broker: Broker
     events: list[GistDiscovered] = field(default_factory=list)
-    # The counters as this harness started: every event confirmed since must be handled.
-    baseline: tuple[float, float] = field(
-        default_factory=lambda: (events_published(), events_handled())
-    )
+    # Every event confirmed since this harness started must be handled.
+    settled: Settled = field(default_factory=Settled)
 
     def stats(self) -> dict[str, dict[str, int]]:
         requests: dict[str, dict[str, int]] = self.sandbox.github.stats.snapshot(with_tokens=False)[
@@ -58,11 +41,6 @@ class Harness:
 
     def reset_stats(self) -> None:
         self.sandbox.github.stats.reset()
-
-    def settled(self) -> bool:
-        """Every event the broker confirmed has reached the writer's queue and been handled."""
-        published, handled = self.baseline
-        return events_handled() - handled >= events_published() - published
 
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[GistDiscovered]:
         """Waits for `count` events and for every event published so far, so that an extra

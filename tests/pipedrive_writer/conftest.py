@@ -156,6 +156,14 @@ class Harness:
                         got.append(message)
         return got
 
+    async def ready_in(self, queue: str) -> bool:
+        """Whether `queue` holds no message ready to deliver (all delivered, or none)."""
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return not declared.declaration_result.message_count
+
     async def events_for_poller(self) -> list[aio_pika.abc.AbstractIncomingMessage]:
         """What the writer told the poller, from every partition."""
         topology = Topology(self.prefix, PARTITIONS)

@@ -41,8 +41,18 @@ async def test_ready_only_once_the_cache_is_loaded(harness: Harness) -> None:
                 break
             await asyncio.sleep(0.02)
         assert await status(f"{ops}/readyz") == 503
-        await harness.broker.publish(TrackUser(login="early"))  # waits in the queue
-        await asyncio.sleep(0.3)
+        early = TrackUser(login="early")
+        await harness.broker.publish(early)
+        # Delivered to the writer (nothing left ready in its partition), and held there
+        # until the start-up read is done.
+        partition = harness.broker.routing_key(early).rpartition(".p")[2]
+        queue = f"{harness.prefix}.pipedrive_writer.p{partition}"
+        await eventually(lambda: harness.ready_in(queue), what="the message delivered")
+        search = harness.requests
+        await eventually(
+            lambda: search().get("GET /organizations/search", {}).get("500", 0) >= 1,
+            what="the start-up read failing",
+        )
         assert harness.state()["deals"] == []
 
         harness.configure({"faults": {"error_rate": 0.0}})

@@ -16,6 +16,7 @@ from gistsync.routing import BROADCAST_TYPES, CODEC, PARTITIONED, ROUTES, TABLE
 from gistsync.settings import CommonSettings
 from gistsync.transport import topology
 from gistsync.transport.bus import Transport
+from gistsync.transport.connection import Connection
 from gistsync.transport.topology import Table, is_query_queue
 
 __all__ = [
@@ -50,14 +51,11 @@ class Broker(Transport):
         prefetch: int = 16,
         partitions: int = 1,
     ) -> None:
-        super().__init__(
-            url,
-            Topology(prefix, partitions),
-            CODEC,
-            service=service,
-            publish_timeout=publish_timeout,
-            prefetch=prefetch,
+        names = Topology(prefix, partitions)
+        connection = Connection(
+            url, names, name=service, publish_timeout=publish_timeout, prefetch=prefetch
         )
+        super().__init__(connection, CODEC)
 
     @classmethod
     def from_settings(cls, settings: CommonSettings, service: str) -> Broker:

@@ -24,22 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class Transport:
-    def __init__(
-        self,
-        url: str,
-        topology: Topology,
-        codec: Codec,
-        *,
-        service: str,
-        publish_timeout: float = 5.0,
-        prefetch: int = 16,
-    ) -> None:
-        self.service = service
+    """Over one `Connection`, named after the service it serves."""
+
+    def __init__(self, connection: Connection, codec: Codec) -> None:
+        self.service = connection.name
         self.codec = codec
-        self.connection = Connection(
-            url, topology, name=service, publish_timeout=publish_timeout, prefetch=prefetch
-        )
-        self.delivery = Delivery(self.connection, codec, service)
+        self.connection = connection
+        self.delivery = Delivery(connection, codec, connection.name)
         self.rpc = Rpc(self.connection, codec)
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._partitioned: list[PartitionConsumer] = []

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,17 @@ DEAD_LETTERED = Counter(
 
 Handler = Callable[[Any], Awaitable[Envelope | None]]
 Job = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One delivery and what to do with it."""
+
+    queue: str  # names it in metrics and dead letters: a shared queue, or a service
+    incoming: AbstractIncomingMessage
+    message: Envelope | InvalidMessage  # parsed, or why it could not be
+    handler: Handler
+    retry: Retry | None
 
 
 class KeyedSerial:
@@ -130,45 +142,35 @@ class Delivery:
         if not isinstance(message, InvalidMessage) and not incoming.reply_to:
             key = self._codec.key(message)
 
+        received = Received(queue, incoming, message, handler, retry)
+
         async def job() -> bool:
             if before is not None:
                 await before()
-            return await self.handle(queue, incoming, message, handler, retry)
+            return await self.handle(received)
 
         async def skip() -> None:
             await _requeue(incoming)
 
         return self.serial.submit(key, job, skip)
 
-    async def handle(
-        self,
-        queue: str,
-        incoming: AbstractIncomingMessage,
-        message: Envelope | InvalidMessage,
-        handler: Handler,
-        retry: Retry | None,
-    ) -> bool:
+    async def handle(self, received: Received) -> bool:
         """Run the handler for one delivery and settle it; whether it was settled."""
         started = time.monotonic()
         try:
-            outcome = await self._run(queue, incoming, message, handler, retry)
+            outcome = await self._run(received)
         except Exception:
             # Typically the connection went away mid-handling: not acked, so it comes back.
-            log.exception("message left unacked", extra={"queue": queue})
-            await _requeue(incoming)
+            log.exception("message left unacked", extra={"queue": received.queue})
+            await _requeue(received.incoming)
             outcome = "unacked"
-        CONSUMED.labels(queue, outcome).inc()
-        HANDLING.labels(queue).observe(time.monotonic() - started)
+        CONSUMED.labels(received.queue, outcome).inc()
+        HANDLING.labels(received.queue).observe(time.monotonic() - started)
         return outcome != "unacked"
 
-    async def _run(
-        self,
-        queue: str,
-        incoming: AbstractIncomingMessage,
-        message: Envelope | InvalidMessage,
-        handler: Handler,
-        retry: Retry | None,
-    ) -> str:
+    async def _run(self, received: Received) -> str:
+        queue, incoming, message = received.queue, received.incoming, received.message
+        handler, retry = received.handler, received.retry
         if isinstance(message, InvalidMessage):
             await self._reply_error(incoming, "invalid_message", message.reason, None)
             await self.dead_letter(queue, incoming, message.reason)
