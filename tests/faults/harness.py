@@ -8,7 +8,8 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gistsync.broker import Broker
@@ -23,7 +25,7 @@ from gistsync.contracts import GIST_ID_REGEX, Message
 from gistsync.deadletters import DeadLetterQueue
 from sandbox.launch import Suite
 from tests.e2e.conftest import url
-from tests.faults.node import OWNER_ENV
+from tests.faults.node import OWNER_ENV, RabbitNode
 from tests.suite import EVERYTHING, new_prefix, ready
 from tests.suite import suite_env as harness_env
 from tests.waiting import wait_for
@@ -99,6 +101,28 @@ QUICK_PIPEDRIVE_RETRIES = {
     "PIPEDRIVE_BACKOFF_BASE_SECONDS": "0.05",
     "PIPEDRIVE_BACKOFF_MAX_SECONDS": "0.1",
 }
+
+
+@contextmanager
+def private_suite(broker_url: str, log_dir: Path, **settings: str) -> Iterator[Suite]:
+    """Every process of a suite of its own on `broker_url`, stopped on the way out."""
+    suite = start_suite(suite_env(broker_url, **settings), log_dir)
+    try:
+        yield suite
+    finally:
+        suite.stop_all()
+
+
+def module_suite(tag: str, **settings: str) -> Any:
+    """A module's fixture `suite`: every process on the session's private node."""
+
+    @pytest.fixture(scope="module")
+    def suite(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+        rabbit.ensure_running()
+        with private_suite(rabbit.url, tmp_path_factory.mktemp(tag), **settings) as running:
+            yield running
+
+    return suite
 
 
 def start_suite(env: Mapping[str, str], log_dir: Path, names: Iterable[str] = EVERYTHING) -> Suite:

@@ -4,7 +4,6 @@ the transport keeps the user's later gists waiting while the first is retried.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,14 +16,12 @@ from tests.faults.harness import (
     calm,
     configure,
     gist_in,
+    module_suite,
     pipedrive_state,
     requests_made,
-    start_suite,
-    suite_env,
     track,
     wait_converged,
 )
-from tests.faults.node import RabbitNode
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
@@ -32,16 +29,15 @@ pytestmark = pytest.mark.faults
 NEW_GISTS = 5
 
 
-@pytest.fixture(scope="module")
-def suite(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    rabbit.ensure_running()
-    # Enough attempts to outlast the outage; PREFETCH stays at its default (16), so every
-    # gist of the user is delivered while the first one fails.
-    retries = {"MAX_ATTEMPTS": "40", "RETRY_BASE_SECONDS": "0.1", "RETRY_MAX_SECONDS": "0.5"}
-    env = suite_env(rabbit.url, **retries, **QUICK_PIPEDRIVE_RETRIES)
-    suite = start_suite(env, tmp_path_factory.mktemp("order"))
-    yield suite
-    suite.stop_all()
+# Enough attempts to outlast the outage; PREFETCH stays at its default (16), so every gist of
+# the user is delivered while the first one fails.
+suite = module_suite(
+    "order",
+    MAX_ATTEMPTS="40",
+    RETRY_BASE_SECONDS="0.1",
+    RETRY_MAX_SECONDS="0.5",
+    **QUICK_PIPEDRIVE_RETRIES,
+)
 
 
 def polls(suite: Suite, login: str) -> int:

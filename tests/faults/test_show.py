@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,29 +20,26 @@ from tests.faults.harness import (
     add_gists,
     configure,
     dead_letters,
+    module_suite,
     pipedrive_state,
     requests_made,
     reset_stats,
-    start_suite,
-    suite_env,
     track,
     wait_quiet,
 )
-from tests.faults.node import RabbitNode
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
 
-@pytest.fixture(scope="module")
-def suite(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    rabbit.ensure_running()
-    # Give up on a failing mark_seen quickly, so that its dead letter shows within a second.
-    retries = {"MAX_ATTEMPTS": "2", "RETRY_BASE_SECONDS": "0.1", "RETRY_MAX_SECONDS": "0.2"}
-    env = suite_env(rabbit.url, **retries, **QUICK_PIPEDRIVE_RETRIES)
-    suite = start_suite(env, tmp_path_factory.mktemp("show"))
-    yield suite
-    suite.stop_all()
+# Give up on a failing mark_seen quickly, so that its dead letter shows within a second.
+suite = module_suite(
+    "show",
+    MAX_ATTEMPTS="2",
+    RETRY_BASE_SECONDS="0.1",
+    RETRY_MAX_SECONDS="0.2",
+    **QUICK_PIPEDRIVE_RETRIES,
+)
 
 
 def show(suite: Suite, login: str) -> list[str]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from gistsync.retry import Retry
 from gistsync.transport.codec import Codec, Envelope
@@ -31,6 +30,10 @@ class Transport:
         self.codec = codec
         self.connection = connection
         self.delivery = Delivery(connection, codec, connection.name)
+        # For queues and exchanges of the caller's own (a robust channel, a consumer that
+        # rides out a reconnect).
+        self.open_channel = connection.open_channel
+        self.start_consuming = connection.start_consuming
         self.rpc = Rpc(self.connection, codec)
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._partitioned: list[PartitionConsumer] = []
@@ -53,20 +56,6 @@ class Transport:
 
     async def connect(self, *, retry_for: float = 60.0) -> None:
         await self.connection.connect(retry_for=retry_for)
-
-    async def open_channel(self) -> AbstractRobustChannel:
-        """Another channel on the connection, for a queue or exchange of the caller's own."""
-        return await self.connection.open_channel()
-
-    async def start_consuming(
-        self,
-        queue: AbstractQueue,
-        on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
-        *,
-        retry_for: float = 60.0,
-    ) -> str:
-        """`basic.consume` on a queue of the caller's own, riding out a reconnect."""
-        return await self.connection.start_consuming(queue, on_message, retry_for=retry_for)
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Stop consuming, let in-flight handlers finish (up to `grace`), then disconnect.
