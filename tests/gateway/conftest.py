@@ -1,10 +1,21 @@
-"""The gateway in-process on a real broker, with stand-ins for the poller and the writer
-that answer over RabbitMQ like the real ones."""
+"""Two ways to run the gateway in-process:
+
+- `gateway` / `start_gateway`: over `FakeServices` (`peers`), in memory. No broker: the HTTP
+  edge itself (bodies, problems, security, pages, the predecessor's endpoints, OpenAPI,
+  limits, fuzzing) in the fast tier.
+- `broker_gateway` / `start_broker_gateway`: over the real `BrokerServices` on a real
+  RabbitMQ, with `broker_peers` answering as the poller and the writer would. For what only
+  the real path proves: coalescing, timeouts, remote failures, partitions.
+
+Tests are marked by what they need (`broker` from the fixtures they use, see `NEEDS`), so
+that `pytest -m "not broker and not browser and not processes"` is the fast tier.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,22 +24,131 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_runner import BaseRunner
 
 from gateway.app import create_app
+from gateway.bus import BrokerServices
 from gateway.limits import RateLimiter
 from gateway.server import GatewayRunner
+from gateway.services import Services
 from gateway.settings import Settings
 from gistsync.broker import Broker, Retry
 from gistsync.contracts import AnyMessage, Message
 from tests.conftest import PARTITIONS, BrokerFactory
+from tests.gateway.fakes import FakeServices
 
 Answer = Callable[[AnyMessage], Message | None]
 Client = TestClient[web.Request, web.Application]
 StartGateway = Callable[..., Awaitable[Client]]
 API_KEY = "test-api-key-0123456789"
 
+# A fixture a test uses (directly or not) → the marker saying what the test needs. The
+# tests that drive Chromium or start processes say so themselves (`browser`, `processes`).
+NEEDS = {"amqp_url": "broker"}
+MARKERS = {
+    "broker": "needs RabbitMQ (marked from the amqp_url fixture)",
+    "browser": "drives a real Chromium",
+    "processes": "starts the services or the simulators as processes",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in NEEDS:
+                item.add_marker(NEEDS[fixture])
+
+
+class GatewayServer(TestServer):
+    """The test server, with the connection handling `python -m gateway` has."""
+
+    def __init__(self, app: web.Application, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.settings = settings
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GatewayRunner(self.app, self.settings, **kwargs)
+
+
+def gateway_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "partitions": PARTITIONS,
+        "request_timeout_seconds": 1.0,
+        "fetch_timeout_seconds": 1.0,
+        "gateway_api_key": None,  # whatever the environment says
+        "gateway_ui_settle_seconds": 1.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+class Gateways:
+    """Starts gateways in-process and closes them all."""
+
+    def __init__(self, services: Callable[[Settings], Awaitable[Services]], **base: Any):
+        self.services = services
+        self.base = base
+        self.clients: list[Client] = []
+
+    async def start(
+        self,
+        *,
+        limiter: RateLimiter | None = None,
+        auth_failures: RateLimiter | None = None,
+        **overrides: Any,
+    ) -> Client:
+        settings = gateway_settings(**{**self.base, **overrides})
+        services = await self.services(settings)
+        app = create_app(settings, services, limiter=limiter, auth_failures=auth_failures)
+        client: Client = TestClient(GatewayServer(app, settings))
+        await client.start_server()
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+
+# --- in memory ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def peers() -> FakeServices:
+    return FakeServices()
+
+
+@pytest.fixture
+async def start_gateway(peers: FakeServices) -> AsyncIterator[StartGateway]:
+    """Starts a gateway over `peers` with these settings (and optionally limiters with a
+    fake clock)."""
+
+    async def fake(_: Settings) -> Services:
+        return peers
+
+    gateways = Gateways(fake)
+    yield gateways.start
+    await gateways.close()
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway) -> Client:
+    return await start_gateway()
+
+
+# --- on the broker ------------------------------------------------------------------------
+
 
 @dataclass
 class Peers:
-    """Answers queries as the poller and writer would, and records what reaches them."""
+    """Answers queries over RabbitMQ as the poller and writer would, and records what
+    reaches them."""
 
     answers: dict[str, Answer] = field(default_factory=dict)
     received: list[AnyMessage] = field(default_factory=list)
@@ -43,7 +163,7 @@ class Peers:
 
 
 @pytest.fixture
-async def peers(brokers: BrokerFactory) -> Peers:
+async def broker_peers(brokers: BrokerFactory) -> Peers:
     peers = Peers()
     broker = brokers("peers")
     await broker.connect()
@@ -55,58 +175,22 @@ async def peers(brokers: BrokerFactory) -> Peers:
     return peers
 
 
-def gateway_settings(amqp_url: str, prefix: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "amqp_url": amqp_url,
-        "amqp_prefix": prefix,
-        "partitions": PARTITIONS,
-        "request_timeout_seconds": 1.0,
-        "fetch_timeout_seconds": 1.0,
-        "gateway_api_key": None,  # whatever the environment says
-        "gateway_ui_settle_seconds": 1.0,
-        **overrides,
-    }
-    return Settings(**values)
-
-
-class GatewayServer(TestServer):
-    """The test server, with the connection handling `python -m gateway` has."""
-
-    def __init__(self, app: web.Application, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.settings = settings
-
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return GatewayRunner(self.app, self.settings, **kwargs)
-
-
 @pytest.fixture
-async def start_gateway(
+async def start_broker_gateway(
     amqp_url: str, prefix: str, brokers: BrokerFactory
 ) -> AsyncIterator[StartGateway]:
-    """Starts a gateway with these settings (and optionally limiters with a fake clock)."""
-    clients: list[Client] = []
+    """Starts a gateway over the real `BrokerServices`, on the test's broker prefix."""
 
-    async def start(
-        *,
-        limiter: RateLimiter | None = None,
-        auth_failures: RateLimiter | None = None,
-        **overrides: Any,
-    ) -> Client:
-        settings = gateway_settings(amqp_url, prefix, **overrides)
+    async def real(settings: Settings) -> Services:
         broker: Broker = brokers("gateway", publish_timeout=settings.publish_timeout_seconds)
         await broker.connect()
-        app = create_app(settings, broker, limiter=limiter, auth_failures=auth_failures)
-        client: Client = TestClient(GatewayServer(app, settings))
-        await client.start_server()
-        clients.append(client)
-        return client
+        return BrokerServices(broker, settings)
 
-    yield start
-    for client in clients:
-        await client.close()
+    gateways = Gateways(real, amqp_url=amqp_url, amqp_prefix=prefix)
+    yield gateways.start
+    await gateways.close()
 
 
 @pytest.fixture
-async def gateway(start_gateway: StartGateway) -> Client:
-    return await start_gateway()
+async def broker_gateway(start_broker_gateway: StartGateway) -> Client:
+    return await start_broker_gateway()

@@ -3,12 +3,18 @@ them seen. A gist whose description is an XSS payload shows as text and runs not
 
 from __future__ import annotations
 
+import pytest
+
 from tests.gateway.browser import chromium
-from tests.gateway.conftest import API_KEY, Peers, StartGateway
-from tests.gateway.fakes import XSS, World, gist
+from tests.gateway.conftest import API_KEY, StartGateway
+from tests.gateway.fakes import XSS, FakeServices, World, gist
+
+pytestmark = pytest.mark.browser
 
 
-async def test_sign_in_track_read_and_mark_seen(start_gateway: StartGateway, peers: Peers) -> None:
+async def test_sign_in_track_read_and_mark_seen(
+    start_gateway: StartGateway, peers: FakeServices
+) -> None:
     world = World()
     world.add_user(
         "OctoCat",

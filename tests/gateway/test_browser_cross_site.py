@@ -24,9 +24,11 @@ from prometheus_client import REGISTRY
 from gateway.security import CSRF_COOKIE, KEYS
 from tests.conftest import free_port
 from tests.gateway.browser import chromium
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
-from tests.gateway.fakes import World, gist
+from tests.gateway.conftest import API_KEY, Client, StartGateway
+from tests.gateway.fakes import FakeServices, World, gist
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.browser
 
 # What the page attempts, by route and method: each a state change, each to be refused.
 CHANGES = {
@@ -105,7 +107,7 @@ async def attacker(gateway_url: str) -> AsyncIterator[Attacker]:
 
 
 @pytest.fixture
-def world(peers: Peers) -> World:
+def world(peers: FakeServices) -> World:
     world = World()
     world.add_user("OctoCat", gist("aa11", "One", ("a.py", "Python")), gist("bb22", "Two"))
     world.add_user("bob")
@@ -124,7 +126,7 @@ def gateway_url(gateway: Client) -> str:
 
 
 async def test_a_hostile_page_changes_nothing(
-    gateway: Client, gateway_url: str, attacker: Attacker, world: World, peers: Peers
+    gateway: Client, gateway_url: str, attacker: Attacker, world: World, peers: FakeServices
 ) -> None:
     port = gateway.server.port
     rebound = "rebound.test"

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from gateway.security import CSRF_COOKIE, FLASH_COOKIE, KEYS, SESSION_COOKIE, Flash
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
-from tests.gateway.fakes import XSS, World, gist
+from tests.gateway.conftest import API_KEY, Client, StartGateway
+from tests.gateway.fakes import XSS, FakeServices, World, gist
 from tests.gateway.raw import Header, build, exchange, failures
 
 PER_ROUTE = 30  # examples for each route, in each mode
@@ -381,7 +381,7 @@ def fuzz(port: int, template: str, methods: list[str], creds: Credentials, tally
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "key"])
 async def test_no_bytes_give_a_5xx(
-    start_gateway: StartGateway, peers: Peers, caplog: pytest.LogCaptureFixture, keyed: bool
+    start_gateway: StartGateway, peers: FakeServices, caplog: pytest.LogCaptureFixture, keyed: bool
 ) -> None:
     world = World(everyone_exists=True)
     world.add_user("OctoCat", gist("aa11", XSS, ("x.html", "HTML")))

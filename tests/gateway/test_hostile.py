@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.limits import RateLimiter
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
-from tests.gateway.fakes import World, gist
+from tests.gateway.conftest import API_KEY, Client, StartGateway
+from tests.gateway.fakes import FakeServices, World, gist
 from tests.gateway.raw import Answer, Header, build, exchange, failures
 from tests.gateway.test_ui import CSRF
 from tests.waiting import eventually
@@ -23,7 +23,7 @@ UI_PAGES = ["/", "/users/alice", "/users/alice?state=all", "/login", "/login?nex
 
 
 @pytest.fixture
-def world(peers: Peers) -> World:
+def world(peers: FakeServices) -> World:
     world = World()
     world.add_user("OctoCat", gist("aa11", "Hello", ("hello.py", "Python")))
     world.add_user("alice", gist("bb22", "Hi", ("hi.md", None)))
@@ -42,7 +42,7 @@ async def send(gateway: Client, request: bytes) -> Answer:
     return await asyncio.to_thread(exchange, gateway.server.port, request)
 
 
-def commands(peers: Peers) -> list[str]:
+def commands(peers: FakeServices) -> list[str]:
     return [m.type for m in peers.received if m.type.startswith("command.")]
 
 
@@ -69,7 +69,7 @@ def commands(peers: Peers) -> list[str]:
 async def test_unreadable_forms_are_400_pages(
     start_gateway: StartGateway,
     world: World,
-    peers: Peers,
+    peers: FakeServices,
     caplog: pytest.LogCaptureFixture,
     keyed: bool,
     path: str,
@@ -171,7 +171,11 @@ CROSS_SITE: list[list[Header]] = [
 @KEYED
 @pytest.mark.parametrize("browser", CROSS_SITE, ids=["fetch-site", "same-site", "origin", "null"])
 async def test_a_change_another_site_asks_for_is_refused(
-    start_gateway: StartGateway, world: World, peers: Peers, keyed: bool, browser: list[Header]
+    start_gateway: StartGateway,
+    world: World,
+    peers: FakeServices,
+    keyed: bool,
+    browser: list[Header],
 ) -> None:
     world.track("OctoCat")
     gateway = await start(start_gateway, keyed)
@@ -196,13 +200,13 @@ async def test_a_change_another_site_asks_for_is_refused(
     assert commands(peers) == ["command.mark_seen"]
 
 
-async def peers_hear(peers: Peers, kind: str) -> None:
+async def peers_hear(peers: FakeServices, kind: str) -> None:
     await eventually(lambda: peers.of_type(kind), what=f"a {kind} reaching the peers")
 
 
 @KEYED
 async def test_the_origin_is_compared_by_scheme_host_and_port(
-    start_gateway: StartGateway, world: World, peers: Peers, keyed: bool
+    start_gateway: StartGateway, world: World, peers: FakeServices, keyed: bool
 ) -> None:
     gateway = await start(start_gateway, keyed)
     port = gateway.server.port
@@ -218,7 +222,7 @@ async def test_the_origin_is_compared_by_scheme_host_and_port(
 
 
 async def test_a_host_that_is_not_ours_is_421(
-    start_gateway: StartGateway, world: World, peers: Peers
+    start_gateway: StartGateway, world: World, peers: FakeServices
 ) -> None:
     gateway = await start_gateway(gateway_allowed_hosts="gists.example.com, .corp.example")
     for host in ("attacker.example", "attacker.example:8080", "localhost.attacker.example", "["):
@@ -271,7 +275,7 @@ async def test_any_host_when_the_operator_says_so(
 
 @KEYED
 async def test_head_changes_nothing(
-    start_gateway: StartGateway, world: World, peers: Peers, keyed: bool
+    start_gateway: StartGateway, world: World, peers: FakeServices, keyed: bool
 ) -> None:
     world.track("OctoCat")
     gateway = await start(start_gateway, keyed)

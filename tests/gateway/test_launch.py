@@ -41,6 +41,7 @@ def environ_of(pid: int) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
+@pytest.mark.processes
 def test_started_processes_hold_only_their_own_secrets(
     amqp_url: str, prefix: str, tmp_path: Path
 ) -> None:

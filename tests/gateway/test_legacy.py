@@ -1,9 +1,8 @@
-"""The predecessor's endpoints, answered through RabbitMQ, as its clients know them."""
+"""The predecessor's endpoints, as its clients know them (over `FakeServices`)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -16,24 +15,35 @@ from gistsync.contracts import (
     GistsReply,
     GistView,
     MarkGistsSeen,
-    PollNow,
     PollReport,
     TrackedUser,
     TrackedUsersReply,
     TrackUser,
     UserExistsQuery,
     UserExistsReply,
+    UserStatusQuery,
+    UserStatusReply,
+    login_key,
 )
-from tests.conftest import PARTITIONS
-from tests.gateway.conftest import API_KEY, Peers, StartGateway
+from tests.gateway.conftest import API_KEY, StartGateway
+from tests.gateway.fakes import FakeServices
 from tests.waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 XSS = '<script>alert("x")</script>'
 
 
-def tracking(*logins: str) -> TrackedUsersReply:
-    return TrackedUsersReply(users=tuple(TrackedUser(login=x, unseen=0) for x in logins))
+def tracking(peers: FakeServices, *logins: str) -> None:
+    """The writer tracks these users: in its list, and one by one."""
+    users = tuple(TrackedUser(login=x, unseen=0) for x in logins)
+
+    def status(message: AnyMessage) -> UserStatusReply:
+        assert isinstance(message, UserStatusQuery)
+        key = login_key(message.login)
+        return UserStatusReply(user=next((u for u in users if login_key(u.login) == key), None))
+
+    peers.answers["query.tracked_users"] = lambda _: TrackedUsersReply(users=users)
+    peers.answers["query.user_status"] = status
 
 
 def exists(message: AnyMessage) -> UserExistsReply:
@@ -43,16 +53,18 @@ def exists(message: AnyMessage) -> UserExistsReply:
     return UserExistsReply(exists=False)
 
 
-async def test_list_answers_the_predecessor_envelope(gateway: Client, peers: Peers) -> None:
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice", "OctoCat")
+async def test_list_answers_the_predecessor_envelope(gateway: Client, peers: FakeServices) -> None:
+    tracking(peers, "alice", "OctoCat")
     response = await gateway.get("/list")
     assert response.status == 200
     assert await response.json() == {"success": True, "data": ["alice", "OctoCat"]}
 
 
-async def test_new_tracks_a_user_under_the_canonical_login(gateway: Client, peers: Peers) -> None:
+async def test_new_tracks_a_user_under_the_canonical_login(
+    gateway: Client, peers: FakeServices
+) -> None:
     peers.answers["query.user_exists"] = exists
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    tracking(peers, "alice")
     response = await gateway.get("/new", params={"user": "octocat"})
     assert response.status == 202
     assert "Now tracking OctoCat" in await response.text()
@@ -63,9 +75,9 @@ async def test_new_tracks_a_user_under_the_canonical_login(gateway: Client, peer
     assert command.correlation_id == response.headers["X-Request-Id"]
 
 
-async def test_new_twice_changes_nothing(gateway: Client, peers: Peers) -> None:
+async def test_new_twice_changes_nothing(gateway: Client, peers: FakeServices) -> None:
     peers.answers["query.user_exists"] = exists
-    peers.answers["query.tracked_users"] = lambda _: tracking("OctoCat")
+    tracking(peers, "OctoCat")
     response = await gateway.get("/new", params={"user": "OCTOCAT"})
     assert response.status == 200
     assert "already tracked" in await response.text()
@@ -73,9 +85,11 @@ async def test_new_twice_changes_nothing(gateway: Client, peers: Peers) -> None:
     assert peers.of_type("command.track_user") == []
 
 
-async def test_new_unknown_user_is_404_and_creates_nothing(gateway: Client, peers: Peers) -> None:
+async def test_new_unknown_user_is_404_and_creates_nothing(
+    gateway: Client, peers: FakeServices
+) -> None:
     peers.answers["query.user_exists"] = exists
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    tracking(peers, "alice")
     response = await gateway.get("/new", params={"user": "nobody-here"})
     assert response.status == 404
     assert "There is no GitHub user nobody-here" in await response.text()
@@ -83,7 +97,7 @@ async def test_new_unknown_user_is_404_and_creates_nothing(gateway: Client, peer
     assert peers.of_type("command.track_user") == []
 
 
-async def test_new_without_or_with_a_bad_user_is_400(gateway: Client, peers: Peers) -> None:
+async def test_new_without_or_with_a_bad_user_is_400(gateway: Client, peers: FakeServices) -> None:
     missing = await gateway.get("/new")
     assert missing.status == 400
     assert "Say which GitHub user" in await missing.text()
@@ -96,7 +110,7 @@ async def test_new_without_or_with_a_bad_user_is_400(gateway: Client, peers: Pee
 
 
 async def test_show_renders_escaped_gists_then_marks_them_seen(
-    gateway: Client, peers: Peers
+    gateway: Client, peers: FakeServices
 ) -> None:
     gists = (
         GistView(
@@ -130,7 +144,7 @@ async def test_show_renders_escaped_gists_then_marks_them_seen(
     assert seen.gist_ids == ("abc123", "def456")
 
 
-async def test_show_with_nothing_new_marks_nothing(gateway: Client, peers: Peers) -> None:
+async def test_show_with_nothing_new_marks_nothing(gateway: Client, peers: FakeServices) -> None:
     peers.answers["query.gists"] = lambda _: GistsReply(tracked=True, login="a")
     response = await gateway.get("/show", params={"user": "a"})
     assert response.status == 200
@@ -139,52 +153,14 @@ async def test_show_with_nothing_new_marks_nothing(gateway: Client, peers: Peers
     assert peers.of_type("command.mark_seen") == []
 
 
-async def test_show_untracked_user_is_404(gateway: Client, peers: Peers) -> None:
+async def test_show_untracked_user_is_404(gateway: Client, peers: FakeServices) -> None:
     peers.answers["query.gists"] = lambda _: GistsReply(tracked=False)
     response = await gateway.get("/show", params={"user": "stranger"})
     assert response.status == 404
     assert "stranger is not tracked" in await response.text()
 
 
-async def test_fetch_polls_every_partition_and_adds_up(gateway: Client, peers: Peers) -> None:
-    # Each partition's owner reports its users; the gateway asks them all.
-    def report(message: AnyMessage) -> PollReport:
-        assert isinstance(message, PollNow) and message.partition is not None
-        return PollReport(users=2, new_gists=message.partition + 1)
-
-    peers.answers["command.poll_now"] = report
-    response = await gateway.get("/fetch")
-    assert response.status == 200
-    assert await response.text() == f"New gists: <b>{sum(range(1, PARTITIONS + 1))}</b>"
-    polls = [m for m in peers.of_type("command.poll_now") if isinstance(m, PollNow)]
-    assert sorted(m.partition for m in polls if m.partition is not None) == list(range(PARTITIONS))
-
-
-async def test_a_silent_service_gives_503_not_a_hang(gateway: Client) -> None:
-    started = time.monotonic()
-    response = await gateway.get("/list")
-    assert response.status == 503
-    assert await response.json() == {
-        "success": False,
-        "error": "A gistsync service did not answer in time; try again shortly.",
-    }
-    page = await gateway.get("/show", params={"user": "octocat"})
-    assert page.status == 503
-    assert "did not answer in time" in await page.text()
-    assert time.monotonic() - started < 5
-
-
-async def test_a_failing_service_gives_502_with_its_reason(gateway: Client, peers: Peers) -> None:
-    def broken(_: AnyMessage) -> None:
-        raise RuntimeError("cache not loaded")
-
-    peers.answers["query.tracked_users"] = broken
-    response = await gateway.get("/list")
-    assert response.status == 502
-    assert (await response.json())["error"] == "A gistsync service failed: cache not loaded"
-
-
-async def test_metrics_are_labelled_by_route_template(gateway: Client, peers: Peers) -> None:
+async def test_metrics_are_labelled_by_route_template(gateway: Client, peers: FakeServices) -> None:
     peers.answers["query.gists"] = lambda _: GistsReply(tracked=False)
     await gateway.get("/show", params={"user": "someone"})
     await gateway.get("/no/such/page")
@@ -202,10 +178,10 @@ async def test_probes(gateway: Client) -> None:
 
 
 async def test_with_a_key_the_state_changing_gets_need_it(
-    start_gateway: StartGateway, peers: Peers
+    start_gateway: StartGateway, peers: FakeServices
 ) -> None:
     peers.answers["command.poll_now"] = lambda _: PollReport(users=1, new_gists=0)
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    tracking(peers, "alice")
     gateway = await start_gateway(gateway_api_key=API_KEY)
     for path, params in (("/new", {"user": "octocat"}), ("/show", {"user": "a"}), ("/fetch", {})):
         response = await gateway.get(path, params=params)
@@ -223,16 +199,16 @@ async def test_with_a_key_the_state_changing_gets_need_it(
 
 
 async def test_list_can_stay_open_while_changes_need_the_key(
-    start_gateway: StartGateway, peers: Peers
+    start_gateway: StartGateway, peers: FakeServices
 ) -> None:
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    tracking(peers, "alice")
     gateway = await start_gateway(gateway_api_key=API_KEY, gateway_protect_reads=False)
     assert await (await gateway.get("/list")).json() == {"success": True, "data": ["alice"]}
     assert (await gateway.get("/new", params={"user": "bob"})).status == 401
 
 
 async def test_the_state_changing_gets_are_rate_limited(
-    start_gateway: StartGateway, peers: Peers
+    start_gateway: StartGateway, peers: FakeServices
 ) -> None:
     peers.answers["command.poll_now"] = lambda _: PollReport(users=1, new_gists=0)
     gateway = await start_gateway(gateway_rate_limit_burst=1)
@@ -242,12 +218,14 @@ async def test_the_state_changing_gets_are_rate_limited(
     assert int(limited.headers["Retry-After"]) >= 1
     assert "Too many changes from this client" in await limited.text()
     assert (await gateway.get("/fetch")).status == 429
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+    tracking(peers, "alice")
     assert (await gateway.get("/list")).status == 200  # a read
 
 
-async def test_latency_and_in_flight_are_measured_per_route(gateway: Client, peers: Peers) -> None:
-    peers.answers["query.tracked_users"] = lambda _: tracking("alice")
+async def test_latency_and_in_flight_are_measured_per_route(
+    gateway: Client, peers: FakeServices
+) -> None:
+    tracking(peers, "alice")
     await gateway.get("/api/users/alice")
     await gateway.get("/api/users/BoB")
     text = await (await gateway.get("/metrics")).text()

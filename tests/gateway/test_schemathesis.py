@@ -16,8 +16,8 @@ import schemathesis
 from prometheus_client import REGISTRY
 from schemathesis.engine import Status, events, from_schema
 
-from tests.gateway.conftest import API_KEY, Peers, StartGateway
-from tests.gateway.fakes import XSS, World, gist
+from tests.gateway.conftest import API_KEY, StartGateway
+from tests.gateway.fakes import XSS, FakeServices, World, gist
 
 MIN_REQUESTS = 1000
 EXAMPLES_PER_OPERATION = 200
@@ -81,7 +81,7 @@ def run_schemathesis(base_url: str) -> Outcome:
 
 
 async def test_schemathesis_finds_the_document_true(
-    start_gateway: StartGateway, peers: Peers
+    start_gateway: StartGateway, peers: FakeServices
 ) -> None:
     world = World(everyone_exists=True)
     world.add_user(

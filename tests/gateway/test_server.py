@@ -13,15 +13,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.server import GatewayRunner, MalformedLog
-from tests.gateway.conftest import Client, Peers, StartGateway
-from tests.gateway.fakes import World
+from tests.gateway.conftest import Client, StartGateway
+from tests.gateway.fakes import FakeServices, World
 from tests.gateway.raw import build, exchange, failures
 
 PATIENCE = 15.0  # far longer than any timeout set here: the connection must be gone by then
 
 
 @pytest.fixture
-def world(peers: Peers) -> World:
+def world(peers: FakeServices) -> World:
     return World().serve(peers)
 
 
@@ -117,7 +117,7 @@ async def test_two_thousand_half_open_connections_all_go(
 
 
 async def test_only_the_head_is_bounded_not_a_slow_body(
-    start_gateway: StartGateway, world: World, peers: Peers
+    start_gateway: StartGateway, world: World, peers: FakeServices
 ) -> None:
     world.add_user("OctoCat")
     gateway = await start_gateway(

@@ -11,18 +11,28 @@ from yarl import URL
 
 from gateway.security import CSRF_COOKIE, KEYS, SESSION_COOKIE
 from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
-from tests.gateway.fakes import World
+from tests.gateway.fakes import FakeServices, World
 from tests.gateway.test_ui import CSRF, post, token
 from tests.waiting import eventually
 
 
-@pytest.fixture
-def world(peers: Peers) -> World:
+def small_world() -> World:
     world = World()
     world.add_user("alice")
     world.add_user("OctoCat")
     world.track("alice")
-    return world.serve(peers)
+    return world
+
+
+@pytest.fixture
+def world(peers: FakeServices) -> World:
+    return small_world().serve(peers)
+
+
+@pytest.fixture
+def broker_world(broker_peers: Peers) -> World:
+    """For the sign-outs that travel between gateways on the real broker."""
+    return small_world().serve(broker_peers)
 
 
 async def sign_in(gateway: Client) -> str:
@@ -72,8 +82,9 @@ async def test_signing_out_revokes_the_session_not_only_the_cookie(
 
 
 async def test_a_sign_out_reaches_every_running_gateway(
-    start_gateway: StartGateway, world: World
+    start_broker_gateway: StartGateway, broker_world: World
 ) -> None:
+    start_gateway = start_broker_gateway
     one = await start_gateway(gateway_api_key=API_KEY)
     two = await start_gateway(gateway_api_key=API_KEY)  # a replica: same key, same secret
     session = await sign_in(one)
@@ -91,13 +102,13 @@ async def test_a_sign_out_reaches_every_running_gateway(
 
 
 async def test_malformed_sign_outs_on_the_bus_are_ignored(
-    start_gateway: StartGateway,
-    world: World,
+    start_broker_gateway: StartGateway,
+    broker_world: World,
     amqp_url: str,
     prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gateway = await start_gateway(gateway_api_key=API_KEY)
+    gateway = await start_broker_gateway(gateway_api_key=API_KEY)
     cookie = await sign_in(gateway)
     session = gateway.app[KEYS].session(cookie)
     assert session is not None
@@ -119,7 +130,7 @@ async def test_malformed_sign_outs_on_the_bus_are_ignored(
 
 
 async def test_a_form_token_is_good_only_in_its_own_session(
-    start_gateway: StartGateway, world: World, peers: Peers
+    start_gateway: StartGateway, world: World, peers: FakeServices
 ) -> None:
     victim = await start_gateway(gateway_api_key=API_KEY)
     await sign_in(victim)

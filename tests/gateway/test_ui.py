@@ -9,17 +9,17 @@ import re
 import pytest
 from aiohttp import ClientResponse
 
-from gistsync.contracts import AnyMessage, PollNow, UntrackUser
+from gistsync.contracts import PollNow, UntrackUser
 from tests.conftest import PARTITIONS
-from tests.gateway.conftest import API_KEY, Client, Peers, StartGateway
-from tests.gateway.fakes import XSS, World, gist
+from tests.gateway.conftest import API_KEY, Client, StartGateway
+from tests.gateway.fakes import XSS, FakeServices, World, failing, gist
 from tests.waiting import eventually
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-def world(peers: Peers) -> World:
+def world(peers: FakeServices) -> World:
     world = World()
     world.add_user(
         "OctoCat",
@@ -65,7 +65,7 @@ async def test_the_list_page_is_html_with_strict_headers(gateway: Client, world:
     assert css.content_type == "text/css"
 
 
-async def test_adding_a_user_by_form(gateway: Client, world: World, peers: Peers) -> None:
+async def test_adding_a_user_by_form(gateway: Client, world: World, peers: FakeServices) -> None:
     csrf = await token(gateway)
     response = await post(gateway, "/users", {"login": "octocat", "csrf": csrf})
     assert response.status == 303
@@ -87,7 +87,7 @@ async def test_adding_a_user_by_form(gateway: Client, world: World, peers: Peers
 
 
 async def test_forms_without_a_token_or_from_elsewhere_change_nothing(
-    gateway: Client, world: World, peers: Peers
+    gateway: Client, world: World, peers: FakeServices
 ) -> None:
     missing = await post(gateway, "/users", {"login": "octocat"})
     assert missing.status == 403
@@ -136,7 +136,7 @@ async def test_the_user_page_escapes_everything(gateway: Client, world: World) -
 
 
 async def test_marking_seen_and_untracking_by_form(
-    gateway: Client, world: World, peers: Peers
+    gateway: Client, world: World, peers: FakeServices
 ) -> None:
     world.track("OctoCat")
     csrf = await token(gateway, "/users/OctoCat")
@@ -163,7 +163,9 @@ async def test_marking_seen_and_untracking_by_form(
     assert await flash(gateway) == "error: octocat is not tracked."
 
 
-async def test_check_now_polls_and_comes_back(gateway: Client, world: World, peers: Peers) -> None:
+async def test_check_now_polls_and_comes_back(
+    gateway: Client, world: World, peers: FakeServices
+) -> None:
     csrf = await token(gateway)
     back = await post(gateway, "/sync", {"csrf": csrf, "back": "/users/alice"})
     assert back.headers["Location"] == "/users/alice"
@@ -174,7 +176,7 @@ async def test_check_now_polls_and_comes_back(gateway: Client, world: World, pee
     assert all(isinstance(m, PollNow) for m in peers.of_type("command.poll_now"))
 
 
-async def test_failures_are_pages_and_flash_messages(gateway: Client, peers: Peers) -> None:
+async def test_failures_are_pages_and_flash_messages(gateway: Client, peers: FakeServices) -> None:
     page = await gateway.get("/")
     assert page.status == 504
     assert "did not answer in time" in await page.text()
@@ -184,31 +186,28 @@ async def test_failures_are_pages_and_flash_messages(gateway: Client, peers: Pee
     assert match is None
     assert (await gateway.get("/nowhere")).status == 404
 
-    def broken(_: AnyMessage) -> None:
-        raise RuntimeError("cache not loaded")
-
-    peers.answers["query.tracked_users"] = broken
+    peers.answers["query.tracked_users"] = failing("failed", "cache not loaded")
     failed = await gateway.get("/")
     assert failed.status == 502
     assert "cache not loaded" in await failed.text()
 
 
 async def test_a_failed_form_says_why(
-    start_gateway: StartGateway, peers: Peers, world: World
+    start_gateway: StartGateway, peers: FakeServices, world: World
 ) -> None:
     gateway = await start_gateway()
     csrf = await token(gateway)
-    del peers.answers["query.tracked_users"]
+    del peers.answers["query.user_status"]
     response = await post(gateway, "/users", {"login": "octocat", "csrf": csrf})
     assert response.status == 303
-    peers.answers["query.tracked_users"] = world.answer
+    peers.answers["query.user_status"] = world.answer
     assert await flash(gateway) == (
         "error: A gistsync service did not answer in time; try again shortly."
     )
 
 
 async def test_with_a_key_the_pages_need_a_session(
-    start_gateway: StartGateway, world: World, peers: Peers
+    start_gateway: StartGateway, world: World, peers: FakeServices
 ) -> None:
     gateway = await start_gateway(gateway_api_key=API_KEY)
     first = await gateway.get("/users/alice?state=all", allow_redirects=False)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.bus import BrokerServices
 from gateway.server import GatewayRunner
 from gateway.settings import Settings
 from gistsync.broker import Broker
@@ -19,7 +20,7 @@ from gistsync.settings import load
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     broker = Broker.from_settings(settings, "gateway")
     await broker.connect()
-    runner = GatewayRunner(create_app(settings, broker), settings)
+    runner = GatewayRunner(create_app(settings, BrokerServices(broker, settings)), settings)
     await runner.setup()
     await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
     try:

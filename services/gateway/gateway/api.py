@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway import upstream
+from gateway import actions
 from gateway.context import SETTINGS
 from gateway.problems import Problem
 from gistsync.contracts import GistId, GistView, Login, TrackedUser, check_login
@@ -133,21 +133,21 @@ def answer(body: dict[str, Any], status: int = 200, **headers: str) -> web.Respo
 
 
 async def list_users(request: web.Request) -> web.Response:
-    users = await upstream.tracked_users(request)
+    users = await actions.tracked_users(request)
     return answer({"users": [user_json(u) for u in users]})
 
 
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, TrackRequest)
-    result = await upstream.track(request, body.login)
+    result = await actions.track(request, body.login)
     match result.outcome:
-        case upstream.Tracking.NO_SUCH_USER:
+        case actions.Tracking.NO_SUCH_USER:
             raise Problem(
                 404,
                 f"There is no GitHub user {body.login}; nothing was added.",
                 kind="no-such-github-user",
             )
-        case upstream.Tracking.ALREADY:
+        case actions.Tracking.ALREADY:
             raise Problem(
                 409,
                 f"{result.login} is already tracked; nothing changed.",
@@ -160,7 +160,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 async def get_user(request: web.Request) -> web.Response:
     login = login_in_path(request)
-    user = await upstream.find_tracked(request, login)
+    user = await actions.find_tracked(request, login)
     if user is None:
         raise not_tracked(login)
     return answer(user_json(user))
@@ -168,7 +168,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     login = login_in_path(request)
-    canonical = await upstream.untrack(request, login)
+    canonical = await actions.untrack(request, login)
     if canonical is None:
         raise not_tracked(login)
     return answer({"login": canonical, "state": "untracking"}, 202)
@@ -177,10 +177,10 @@ async def delete_user(request: web.Request) -> web.Response:
 async def list_gists(request: web.Request) -> web.Response:
     login = login_in_path(request)
     state = state_in_query(request)
-    reply = await upstream.gists(request, login, include_seen=state == "all")
+    reply = await actions.gists(request, login, include_seen=state == "all")
     if not reply.tracked or reply.login is None:
         raise not_tracked(login)
-    shown = reply.gists if state == "all" else upstream.unseen(reply)
+    shown = reply.gists if state == "all" else actions.unseen(reply)
     return answer({"login": reply.login, "state": state, "gists": [gist_json(g) for g in shown]})
 
 
@@ -188,7 +188,7 @@ async def mark_seen(request: web.Request) -> web.Response:
     login = login_in_path(request)
     body = await read_body(request, SeenRequest)
     ids = tuple(body.gist_ids) if body.gist_ids is not None else None
-    result = await upstream.mark_seen(request, login, ids)
+    result = await actions.mark_seen(request, login, ids)
     if not result.tracked:
         raise not_tracked(login)
     if result.unknown:
@@ -203,7 +203,7 @@ async def mark_seen(request: web.Request) -> web.Response:
 
 
 async def sync(request: web.Request) -> web.Response:
-    await upstream.poll_now(request)
+    await actions.poll_now(request)
     return answer({"state": "polling"}, 202)
 
 

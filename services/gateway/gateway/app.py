@@ -12,7 +12,6 @@ from aiohttp.typedefs import Handler
 
 from gateway import api, legacy, openapi, pages, problems, ui
 from gateway.context import (
-    BROKER,
     REQUEST_ID_HEADER,
     SETTINGS,
     Audience,
@@ -26,9 +25,9 @@ from gateway.metrics import measure
 from gateway.origin import Hosts, split_names
 from gateway.problems import UPSTREAM_FAILURES, Problem
 from gateway.security import AUTH_FAILURES, KEYS, LIMITER, Keys
-from gateway.sessions import REVOCATIONS, RevocationBus
+from gateway.services import SERVICES, Services
+from gateway.sessions import REVOCATIONS
 from gateway.settings import Settings
-from gistsync.broker import Broker
 from gistsync.errors import RemoteError
 from gistsync.ops import add_ops_routes
 
@@ -105,7 +104,7 @@ async def revocation_bus(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(
     settings: Settings,
-    broker: Broker,
+    services: Services,
     *,
     limiter: RateLimiter | None = None,
     auth_failures: RateLimiter | None = None,
@@ -115,7 +114,7 @@ def create_app(
         client_max_size=settings.gateway_max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[BROKER] = broker
+    app[SERVICES] = services
     app[KEYS] = keys = Keys.from_settings(settings)
     # `is None`, not `or`: a limiter that has seen no client yet is empty, hence falsy.
     if limiter is None:
@@ -128,14 +127,14 @@ def create_app(
         )
     app[LIMITER], app[AUTH_FAILURES] = limiter, auth_failures
     app[HOSTS] = Hosts.build(split_names(settings.gateway_allowed_hosts), settings.gateway_host)
-    app[REVOCATIONS] = RevocationBus(broker, keys.revocations, settings.publish_timeout_seconds)
+    app[REVOCATIONS] = services.sign_outs(keys.revocations)
     app.cleanup_ctx.append(revocation_bus)
     app.on_response_prepare.append(stamp)
     legacy.add_routes(app)
     api.add_routes(app)
     ui.add_routes(app)
     openapi.add_routes(app, settings)
-    add_ops_routes(app, lambda: broker.ready)
+    add_ops_routes(app, lambda: services.ready)
     if settings.api_key is None:
         log.warning(
             "GATEWAY_API_KEY is not set: anyone who reaches this gateway can change what it "

@@ -10,9 +10,7 @@ from enum import StrEnum
 from aiohttp import web
 
 from gateway.settings import Settings
-from gistsync.broker import Broker
 
-BROKER = web.AppKey("broker", Broker)
 SETTINGS = web.AppKey("settings", Settings)
 
 CORRELATION_ID = web.RequestKey("correlation_id", str)

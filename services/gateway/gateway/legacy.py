@@ -14,10 +14,10 @@ import logging
 
 from aiohttp import web
 
-from gateway import pages, upstream
+from gateway import actions, pages
 from gateway.context import correlation_id
 from gateway.problems import Problem
-from gistsync.contracts import MarkGistsSeen, check_login
+from gistsync.contracts import check_login
 from gistsync.errors import PublishError
 
 log = logging.getLogger(__name__)
@@ -47,18 +47,18 @@ def login_param(request: web.Request) -> str:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    users = await upstream.tracked_users(request)
+    users = await actions.tracked_users(request)
     return web.json_response({"success": True, "data": [user.login for user in users]})
 
 
 async def new_user(request: web.Request) -> web.Response:
     login = login_param(request)
-    result = await upstream.track(request, login)
+    result = await actions.track(request, login)
     match result.outcome:
-        case upstream.Tracking.NO_SUCH_USER:
+        case actions.Tracking.NO_SUCH_USER:
             text = f"There is no GitHub user {login}; nothing was added."
             return html(404, pages.message("Not found", text))
-        case upstream.Tracking.ALREADY:
+        case actions.Tracking.ALREADY:
             text = f"{result.login} is already tracked; nothing changed."
             return html(200, pages.message("Already tracked", text))
     text = f"Now tracking {result.login}: their gists appear within a few poll intervals."
@@ -69,31 +69,27 @@ async def show_user(request: web.Request) -> web.StreamResponse:
     """The unseen gists, then marked seen, only once the page has been sent: a failure
     on the way leaves them unseen, to be shown again (never lost)."""
     login = login_param(request)
-    reply = await upstream.gists(request, login, include_seen=False)
+    reply = await actions.gists(request, login, include_seen=False)
     if not reply.tracked or reply.login is None:
         text = f"{login} is not tracked. Add them with /new?user={login}."
         return html(404, pages.message("Not tracked", text))
-    shown = upstream.unseen(reply)
+    shown = actions.unseen(reply)
     response = html(200, pages.unseen_gists(reply.login, shown))
     if request.method != "GET":
         return response  # HEAD: no page is sent, so nothing is seen
     await response.prepare(request)
     await response.write_eof()
     if shown:
-        seen = MarkGistsSeen(
-            login=reply.login,
-            gist_ids=tuple(g.id for g in shown),
-            correlation_id=correlation_id(request),
-        )
+        ids = tuple(g.id for g in shown)
         try:
-            await upstream.tell(request, seen)
+            await actions.services(request).mark_seen(reply.login, ids, cid=correlation_id(request))
         except PublishError as exc:
             log.warning("gists stay unseen", extra={"login": reply.login, "error": str(exc)})
     return response
 
 
 async def fetch(request: web.Request) -> web.Response:
-    report = await upstream.poll_and_wait(request)
+    report = await actions.services(request).poll_and_wait(cid=correlation_id(request))
     return html(200, f"New gists: <b>{report.new_gists}</b>")
 
 

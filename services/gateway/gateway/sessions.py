@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -80,8 +81,18 @@ class Revocations:
         self._until = {d: u for u, d in live[: self.max_entries]}
 
 
+class SignOuts(Protocol):
+    """Revokes a session here and tells every other running gateway."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def announce(self, session: Session) -> None: ...
+
+
 class RevocationBus:
-    """Tells every running gateway of a sign-out, and hears theirs."""
+    """`SignOuts` through a fanout exchange on the broker."""
 
     def __init__(self, broker: Broker, revocations: Revocations, publish_timeout: float) -> None:
         self.broker = broker
@@ -136,4 +147,4 @@ class RevocationBus:
             self.revocations.add(session_digest, expires)
 
 
-REVOCATIONS = web.AppKey("revocations", RevocationBus)
+REVOCATIONS: web.AppKey[SignOuts] = web.AppKey("revocations")

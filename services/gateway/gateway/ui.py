@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway import pages, upstream
+from gateway import actions, pages
 from gateway.forms import read_form
 from gateway.forms import text_field as field
 from gateway.guard import count_failure, refuse_while_guessing
@@ -98,7 +98,7 @@ def newest_first(gists: tuple[GistView, ...]) -> tuple[GistView, ...]:
 
 async def index(request: web.Request) -> web.Response:
     frame = frame_of(request)
-    users = await upstream.tracked_users(request)
+    users = await actions.tracked_users(request)
     return page(request, frame, pages.index(users, frame))
 
 
@@ -109,14 +109,14 @@ async def user(request: web.Request) -> web.Response:
     except ValueError:
         raise Problem(404, f"{raw[:80]!r} is not a GitHub login.") from None
     state = "all" if request.query.get("state") == "all" else "unseen"
-    reply = await upstream.gists(request, login, include_seen=state == "all")
+    reply = await actions.gists(request, login, include_seen=state == "all")
     if not reply.tracked or reply.login is None:
         raise Problem(404, f"{login} is not tracked. Add them from the list of tracked users.")
     if reply.login != login:  # one address per user: GitHub's spelling
         suffix = "?state=all" if state == "all" else ""
         return see_other(pages.user_path(reply.login, suffix))
     frame = frame_of(request)
-    shown = newest_first(reply.gists if state == "all" else upstream.unseen(reply))
+    shown = newest_first(reply.gists if state == "all" else actions.unseen(reply))
     return page(request, frame, pages.user_page(reply.login, shown, state, frame))
 
 
@@ -147,17 +147,17 @@ async def add_user(request: web.Request) -> web.Response:
         return redirect(request, "/", Flash("error", f"{shown} is not a GitHub login: {exc}."))
 
     async def track() -> Flash:
-        result = await upstream.track(request, login)
+        result = await actions.track(request, login)
         match result.outcome:
-            case upstream.Tracking.NO_SUCH_USER:
+            case actions.Tracking.NO_SUCH_USER:
                 return Flash("error", f"There is no GitHub user {login}; nothing was added.")
-            case upstream.Tracking.ALREADY:
+            case actions.Tracking.ALREADY:
                 return Flash("ok", f"{result.login} is already tracked.")
 
         async def listed() -> bool:
-            return await upstream.find_tracked(request, result.login) is not None
+            return await actions.find_tracked(request, result.login) is not None
 
-        await upstream.settle(request, listed)
+        await actions.settle(request, listed)
         return Flash("ok", f"Now tracking {result.login}: their gists appear within moments.")
 
     return await act(request, "/", track)
@@ -173,7 +173,7 @@ async def mark_seen(request: web.Request) -> web.Response:
 
     async def mark() -> Flash:
         check_login_or_404(login)
-        result = await upstream.mark_seen(request, login, tuple(ids) or None)
+        result = await actions.mark_seen(request, login, tuple(ids) or None)
         if not result.tracked:
             raise Problem(404, f"{login} is not tracked.")
         if result.unknown:
@@ -183,10 +183,10 @@ async def mark_seen(request: web.Request) -> web.Response:
         marked = set(result.marked)
 
         async def applied() -> bool:
-            reply = await upstream.gists(request, result.login, include_seen=False)
+            reply = await actions.gists(request, result.login, include_seen=False)
             return not marked & {g.id for g in reply.gists}
 
-        await upstream.settle(request, applied)
+        await actions.settle(request, applied)
         return Flash("ok", f"Marked {plural(len(marked), 'gist')} as seen.")
 
     return await act(request, back, mark)
@@ -197,14 +197,14 @@ async def untrack(request: web.Request) -> web.Response:
 
     async def stop() -> Flash:
         check_login_or_404(login)
-        canonical = await upstream.untrack(request, login)
+        canonical = await actions.untrack(request, login)
         if canonical is None:
             raise Problem(404, f"{login} is not tracked.")
 
         async def gone() -> bool:
-            return await upstream.find_tracked(request, canonical) is None
+            return await actions.find_tracked(request, canonical) is None
 
-        await upstream.settle(request, gone)
+        await actions.settle(request, gone)
         return Flash(
             "ok",
             f"Stopped tracking {canonical}. Their Pipedrive person, deal (now lost) and "
@@ -218,7 +218,7 @@ async def sync(request: web.Request) -> web.Response:
     back = local_path(field(await read_form(request), "back"))
 
     async def poll() -> Flash:
-        await upstream.poll_now(request)
+        await actions.poll_now(request)
         return Flash("ok", "Checking GitHub now: new gists appear within moments.")
 
     return await act(request, back, poll)
