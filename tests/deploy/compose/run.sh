@@ -96,7 +96,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 start_engine() {
-  dockerd \
+  # A session of its own: Ctrl-C reaches check.py, which takes the stack down through the
+  # engine, and only then does cleanup stop the engine. No NAT and no forwarding: containers
+  # only talk over their bridge and through published ports (so "IPv4 forwarding is
+  # disabled" warnings are expected); builds use the host's network.
+  setsid dockerd \
     --data-root "$TMP/data" \
     --exec-root "$TMP/exec" \
     --pidfile "$TMP/docker.pid" \
