@@ -7,42 +7,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from gateway import actions
 from gateway.context import SETTINGS
 from gateway.problems import Problem
-from gistsync.contracts import GistId, GistView, Login, TrackedUser, check_login
+from gateway.schemas import (
+    STATES,
+    Body,
+    Gist,
+    GistList,
+    Polling,
+    SeenAccepted,
+    SeenRequest,
+    State,
+    Tracking,
+    TrackRequest,
+    Untracking,
+    User,
+    UserList,
+)
+from gistsync.contracts import check_login
 
 JSON = "application/json"
-MAX_GIST_IDS = 1000
-STATES = ("unseen", "all")
-
-
-class Body(BaseModel):
-    # Strict: `"all": 1` or `"login": 7` are mistakes to report, not values to coerce.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class TrackRequest(Body):
-    login: Login
-
-
-class SeenRequest(Body):
-    all: bool | None = None
-    gist_ids: Annotated[list[GistId], Field(min_length=1, max_length=MAX_GIST_IDS)] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SeenRequest:
-        # By what was sent, not by value: `{"all": null, "gist_ids": [...]}` is a mistake too.
-        if self.model_fields_set == {"all"} and self.all is True:
-            return self
-        if self.model_fields_set == {"gist_ids"} and self.gist_ids is not None:
-            return self
-        raise ValueError('give either "all": true or "gist_ids": [ids], not both')
 
 
 B = TypeVar("B", bound=Body)
@@ -107,34 +97,27 @@ def login_in_path(request: web.Request) -> str:
         ) from None
 
 
-def state_in_query(request: web.Request) -> str:
+def state_in_query(request: web.Request) -> State:
     values = request.query.getall("state", [])
     if not values:
         return "unseen"
     if len(values) > 1 or values[0] not in STATES:
         raise Problem(400, 'state is "unseen" (the default) or "all".', kind="invalid-parameter")
-    return values[0]
+    return "all" if values[0] == "all" else "unseen"
 
 
 def not_tracked(login: str) -> Problem:
     return Problem(404, f"{login} is not tracked.", kind="not-tracked")
 
 
-def user_json(user: TrackedUser) -> dict[str, Any]:
-    return {"login": user.login, "unseen": user.unseen}
-
-
-def gist_json(gist: GistView) -> dict[str, Any]:
-    return gist.model_dump(mode="json")
-
-
-def answer(body: dict[str, Any], status: int = 200, **headers: str) -> web.Response:
-    return web.json_response(body, status=status, headers=headers or None)
+def answer(body: BaseModel, status: int = 200, **headers: str) -> web.Response:
+    text = body.model_dump_json()
+    return web.json_response(text=text, status=status, headers=headers or None)
 
 
 async def list_users(request: web.Request) -> web.Response:
     users = await actions.tracked_users(request)
-    return answer({"users": [user_json(u) for u in users]})
+    return answer(UserList(users=[User(login=u.login, unseen=u.unseen) for u in users]))
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -155,7 +138,7 @@ async def create_user(request: web.Request) -> web.Response:
                 login=result.login,
             )
     location = f"/api/users/{result.login}"
-    return answer({"login": result.login, "state": "tracking"}, 202, Location=location)
+    return answer(Tracking(login=result.login, state="tracking"), 202, Location=location)
 
 
 async def get_user(request: web.Request) -> web.Response:
@@ -163,7 +146,7 @@ async def get_user(request: web.Request) -> web.Response:
     user = await actions.find_tracked(request, login)
     if user is None:
         raise not_tracked(login)
-    return answer(user_json(user))
+    return answer(User(login=user.login, unseen=user.unseen))
 
 
 async def delete_user(request: web.Request) -> web.Response:
@@ -171,7 +154,7 @@ async def delete_user(request: web.Request) -> web.Response:
     canonical = await actions.untrack(request, login)
     if canonical is None:
         raise not_tracked(login)
-    return answer({"login": canonical, "state": "untracking"}, 202)
+    return answer(Untracking(login=canonical, state="untracking"), 202)
 
 
 async def list_gists(request: web.Request) -> web.Response:
@@ -181,7 +164,10 @@ async def list_gists(request: web.Request) -> web.Response:
     if not reply.tracked or reply.login is None:
         raise not_tracked(login)
     shown = reply.gists if state == "all" else actions.unseen(reply)
-    return answer({"login": reply.login, "state": state, "gists": [gist_json(g) for g in shown]})
+    gists = [Gist.of(g) for g in shown]
+    return answer(
+        GistList(login=reply.login, state="all" if state == "all" else "unseen", gists=gists)
+    )
 
 
 async def mark_seen(request: web.Request) -> web.Response:
@@ -199,12 +185,12 @@ async def mark_seen(request: web.Request) -> web.Response:
             kind="unknown-gists",
             unknown=list(result.unknown),
         )
-    return answer({"login": result.login, "gist_ids": list(result.marked)}, 202)
+    return answer(SeenAccepted(login=result.login, gist_ids=list(result.marked)), 202)
 
 
 async def sync(request: web.Request) -> web.Response:
     await actions.poll_now(request)
-    return answer({"state": "polling"}, 202)
+    return answer(Polling(state="polling"), 202)
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,125 +8,22 @@ gateway; the tests run schemathesis against the live gateway to keep it true.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.api import MAX_GIST_IDS, STATES
 from gateway.pages import document, esc
+from gateway.schemas import LOGIN_SCHEMA, REF_TEMPLATE, STATES, Json, components
 from gateway.security import API_KEY_HEADER
 from gateway.settings import Settings
 
-Json = dict[str, Any]
 DOCUMENT = web.AppKey("openapi", str)
-
-# GitHub's login rule without a lookahead (as JSON Schema tools generate from it): single
-# hyphens between alphanumerics, at most 39 characters.
-LOGIN: Json = {
-    "type": "string",
-    "pattern": "^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$",
-    "maxLength": 39,
-    "description": "A GitHub login, any letter case: 1 to 39 letters, digits or single "
-    "hyphens, not starting or ending with a hyphen.",
-    "examples": ["octocat"],
-}
-GIST_ID: Json = {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$", "examples": ["aa5a315d"]}
+JSON = "application/json"
 
 
 def ref(name: str) -> Json:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
-
-def obj(required: list[str], **properties: Json) -> Json:
-    return {
-        "type": "object",
-        "required": required,
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-SCHEMAS: Json = {
-    "Login": LOGIN,
-    "GistId": GIST_ID,
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details. `type` is `about:blank` or a "
-        "`urn:gistsync:problem:*` URN a client may branch on.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-            "request_id": {"type": "string", "description": "Also in X-Request-Id."},
-            "errors": {
-                "type": "array",
-                "items": obj(
-                    ["location", "message"], location={"type": "string"}, message={"type": "string"}
-                ),
-            },
-            "login": ref("Login"),
-            "unknown": {"type": "array", "items": ref("GistId")},
-        },
-    },
-    "User": obj(["login", "unseen"], login=ref("Login"), unseen={"type": "integer", "minimum": 0}),
-    "UserList": obj(["users"], users={"type": "array", "items": ref("User")}),
-    "TrackRequest": obj(["login"], login=ref("Login")),
-    "Tracking": obj(["login", "state"], login=ref("Login"), state={"const": "tracking"}),
-    "Untracking": obj(["login", "state"], login=ref("Login"), state={"const": "untracking"}),
-    "GistFile": obj(
-        ["filename", "language"],
-        filename={"type": "string"},
-        language={"type": ["string", "null"]},
-    ),
-    "Gist": obj(
-        ["id", "title", "seen", "html_url", "files", "created_at"],
-        id=ref("GistId"),
-        title={"type": "string", "description": "The description, else a file name, else the id."},
-        seen={"type": "boolean"},
-        html_url={"type": ["string", "null"]},
-        files={"type": "array", "items": ref("GistFile")},
-        created_at={"type": ["string", "null"], "format": "date-time"},
-    ),
-    "GistList": obj(
-        ["login", "state", "gists"],
-        login=ref("Login"),
-        state={"enum": list(STATES)},
-        gists={"type": "array", "items": ref("Gist")},
-    ),
-    "SeenRequest": {
-        "description": 'Either every unseen gist (`{"all": true}`) or the listed ones.',
-        "oneOf": [
-            obj(["all"], all={"const": True}),
-            obj(
-                ["gist_ids"],
-                gist_ids={
-                    "type": "array",
-                    "items": ref("GistId"),
-                    "minItems": 1,
-                    "maxItems": MAX_GIST_IDS,
-                },
-            ),
-        ],
-    },
-    "SeenAccepted": obj(
-        ["login", "gist_ids"],
-        login=ref("Login"),
-        gist_ids={
-            "type": "array",
-            "items": ref("GistId"),
-            "description": "The gists now being marked seen (those already seen are left out).",
-        },
-    ),
-    "Polling": obj(["state"], state={"const": "polling"}),
-    "LegacyList": obj(
-        ["success", "data"],
-        success={"const": True},
-        data={"type": "array", "items": ref("Login")},
-    ),
-    "LegacyFailure": obj(["success", "error"], success={"const": False}, error={"type": "string"}),
-}
 
 PROBLEM_TEXT = {
     400: "A path or query parameter is invalid, or the body is not JSON.",
@@ -175,14 +72,6 @@ def html(description: str) -> Json:
     return content("text/html", {"type": "string"}, description)
 
 
-def path_login() -> Json:
-    return {"name": "login", "in": "path", "required": True, "schema": ref("Login")}
-
-
-def json_body(schema: str) -> Json:
-    return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
-
-
 class Builder:
     """Adds the responses every operation shares, according to what it does."""
 
@@ -190,263 +79,221 @@ class Builder:
         self.keyed = settings.api_key is not None
         self.reads_keyed = self.keyed and settings.gateway_protect_reads
 
-    def op(
-        self,
-        summary: str,
-        responses: Json,
-        *,
-        tag: str,
-        writes: bool,
-        body: bool = False,
-        upstream: tuple[int, ...] = (502, 503, 504),
-        legacy_error: Json | None = None,
-        description: str | None = None,
-        **extra: Any,
-    ) -> Json:
-        """`legacy_error` is how a predecessor's endpoint answers failures (it keeps its own
-        format); the JSON API answers problems."""
-        keyed = self.keyed if writes else self.reads_keyed
-        statuses = [*upstream, 421]
+    def operation(self, op: Op) -> Json:
+        keyed = self.keyed if op.writes else self.reads_keyed
+        statuses = [*op.upstream, 421]
         if keyed:
             statuses += [401, 429]
-        if writes:
+        if op.writes:
             statuses += [403, 429]
-        if body:
+        if op.body:
             statuses += [400, 408, 413, 415, 422]
-        for status in statuses:
-            answer = legacy_error if legacy_error is not None else problem(status)
-            responses.setdefault(str(status), answer)
+        responses = dict(op.answers)
+        for code in statuses:
+            responses.setdefault(str(code), op.legacy_error or problem(code))
         operation: Json = {
-            "summary": summary,
-            "tags": [tag],
+            "summary": op.summary,
+            "tags": [op.tag],
             "responses": dict(sorted(responses.items())),
-            **extra,
+            "operationId": op.id,
         }
-        if description:
-            operation["description"] = description
+        if op.parameters:
+            operation["parameters"] = list(op.parameters)
+        if op.body:
+            schema = ref(op.body)
+            operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
+        if op.description:
+            operation["description"] = op.description
         if keyed:
             operation["security"] = [{"ApiKey": []}]
         return operation
 
 
+@dataclass(frozen=True)
+class Op:
+    """One operation: its own answers; `Builder` adds those it shares with the others."""
+
+    path: str
+    method: str
+    id: str
+    summary: str
+    tag: str
+    answers: Json
+    writes: bool = False
+    body: str | None = None  # the component of its JSON body
+    upstream: tuple[int, ...] = (502, 503, 504)
+    legacy_error: Json | None = None  # how a predecessor's endpoint answers failures
+    parameters: tuple[Json, ...] = ()
+    description: str | None = None
+
+
+def json_answer(model: str, description: str) -> Json:
+    return content(JSON, ref(model), description)
+
+
+USER_QUERY = {"name": "user", "in": "query", "required": True, "schema": LOGIN_SCHEMA}
+STATE_QUERY = {
+    "name": "state",
+    "in": "query",
+    "required": False,
+    "schema": {"enum": list(STATES), "default": "unseen"},
+}
+ONE_USER = {"400": problem(400), "404": problem(404)}
+LEGACY_HTML = html("A short HTML page saying what went wrong.")
+OPERATIONS = (
+    Op(
+        "/api/users", "get", "listUsers",
+        "The tracked users, with how many of their gists are unseen", "users",
+        {"200": json_answer("UserList", "The tracked users.")},
+    ),
+    Op(
+        "/api/users", "post", "trackUser", "Track a GitHub user", "users",
+        {
+            "202": {
+                **json_answer("Tracking", "Now tracking them."),
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+            "404": problem(404),
+            "409": problem(409),
+        },
+        writes=True,
+        body="TrackRequest",
+        description="The login is checked with GitHub and stored in GitHub's spelling. "
+        "Their gists become Pipedrive activities within a few poll intervals.",
+    ),
+    Op(
+        "/api/users/{login}", "get", "getUser", "One tracked user", "users",
+        {"200": json_answer("User", "The user."), **ONE_USER},
+    ),
+    Op(
+        "/api/users/{login}", "delete", "untrackUser", "Stop tracking a user", "users",
+        {"202": json_answer("Untracking", "Stopping."), **ONE_USER},
+        writes=True,
+        description="Polling stops and their Pipedrive deal is marked lost. The person, the "
+        "deal and its activities are kept: tracking them again continues where it stopped, "
+        "with no duplicate.",
+    ),
+    Op(
+        "/api/users/{login}/gists", "get", "listGists",
+        "A tracked user's gists: the unseen ones, or all", "gists",
+        {"200": json_answer("GistList", "The gists."), **ONE_USER},
+        parameters=(STATE_QUERY,),
+    ),
+    Op(
+        "/api/users/{login}/gists/seen", "post", "markGistsSeen",
+        "Mark gists seen: every unseen one, or the listed ones", "gists",
+        {"202": json_answer("SeenAccepted", "Being marked."), "404": problem(404)},
+        writes=True,
+        body="SeenRequest",
+        description="Ids that are not this user's gists refuse the whole request "
+        "(404, listed in `unknown`).",
+    ),
+    Op(
+        "/api/sync", "post", "syncNow", "Poll GitHub for every tracked user now", "sync",
+        {"202": json_answer("Polling", "Polling started.")},
+        writes=True,
+        upstream=(503,),
+    ),
+    Op(
+        "/list", "get", "legacyList", "The predecessor's list of tracked logins", "legacy",
+        {"200": json_answer("LegacyList", "The logins.")},
+        upstream=(502, 503),
+        legacy_error=json_answer("LegacyFailure", "The predecessor's failure."),
+    ),
+    Op(
+        "/new", "get", "legacyNew",
+        "The predecessor's way to track a user (a GET that changes state)", "legacy",
+        {
+            "200": html("Already tracked; nothing changed."),
+            "202": html("Now tracking them."),
+            "400": LEGACY_HTML,
+            "404": html("No such GitHub user; nothing was added."),
+        },
+        writes=True,
+        upstream=(502, 503),
+        legacy_error=LEGACY_HTML,
+        parameters=(USER_QUERY,),
+    ),
+    Op(
+        "/show", "get", "legacyShow",
+        "The predecessor's page of unseen gists, marked seen once sent", "legacy",
+        {"200": html("The unseen gists."), "400": LEGACY_HTML, "404": html("Not tracked.")},
+        writes=True,
+        upstream=(502, 503),
+        legacy_error=LEGACY_HTML,
+        parameters=(USER_QUERY,),
+    ),
+    Op(
+        "/fetch", "get", "legacyFetch", "The predecessor's poll of every user now", "legacy",
+        {"200": html("`New gists: <b>K</b>`")},
+        writes=True,
+        upstream=(502, 503),
+        legacy_error=LEGACY_HTML,
+    ),
+)  # fmt: skip
+
+
+def status(*values: str) -> Json:
+    """A probe's answer."""
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"enum": list(values)}},
+        "additionalProperties": False,
+    }
+
+
+# Probes and metrics: open on every gateway, no shared answers.
+OPS_PATHS: Json = {
+    "/healthz": {"get": {
+        "summary": "Liveness", "tags": ["ops"], "operationId": "healthz",
+        "responses": {"200": content(JSON, status("alive"), "Alive.")},
+    }},
+    "/readyz": {"get": {
+        "summary": "Readiness: connected to the broker", "tags": ["ops"],
+        "operationId": "readyz",
+        "responses": {
+            "200": content(JSON, status("ready"), "Ready."),
+            "503": content(JSON, status("not ready"), "Not connected."),
+        },
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics", "tags": ["ops"], "operationId": "metrics",
+        "responses": {"200": content("text/plain", {"type": "string"}, "The metrics.")},
+    }},
+}  # fmt: skip
+INFO: Json = {
+    "title": "gistsync gateway",
+    "version": "1",
+    "description": "Track GitHub users; read their gists as Pipedrive keeps them. Changes "
+    "are applied asynchronously by the other services and answered 202 Accepted. Every "
+    "answer carries X-Request-Id (send your own to correlate).",
+}
+TAGS = [
+    {"name": "users"},
+    {"name": "gists"},
+    {"name": "sync"},
+    {"name": "legacy", "description": "The predecessor's endpoints, kept for its clients."},
+    {"name": "ops"},
+]
+
+
 def build(settings: Settings) -> Json:
     b = Builder(settings)
-    bad_login = {"400": problem(400)}
-    not_tracked = {"404": problem(404)}
-    paths: Json = {
-        "/api/users": {
-            "get": b.op(
-                "The tracked users, with how many of their gists are unseen",
-                {"200": content("application/json", ref("UserList"), "The tracked users.")},
-                tag="users",
-                writes=False,
-                operationId="listUsers",
-            ),
-            "post": b.op(
-                "Track a GitHub user",
-                {
-                    "202": {
-                        **content("application/json", ref("Tracking"), "Now tracking them."),
-                        "headers": {"Location": {"schema": {"type": "string"}}},
-                    },
-                    "404": problem(404),
-                    "409": problem(409),
-                },
-                tag="users",
-                writes=True,
-                body=True,
-                requestBody=json_body("TrackRequest"),
-                operationId="trackUser",
-                description="The login is checked with GitHub and stored in GitHub's spelling. "
-                "Their gists become Pipedrive activities within a few poll intervals.",
-            ),
-        },
-        "/api/users/{login}": {
-            "parameters": [path_login()],
-            "get": b.op(
-                "One tracked user",
-                {
-                    "200": content("application/json", ref("User"), "The user."),
-                    **bad_login,
-                    **not_tracked,
-                },
-                tag="users",
-                writes=False,
-                operationId="getUser",
-            ),
-            "delete": b.op(
-                "Stop tracking a user",
-                {
-                    "202": content("application/json", ref("Untracking"), "Stopping."),
-                    **bad_login,
-                    **not_tracked,
-                },
-                tag="users",
-                writes=True,
-                operationId="untrackUser",
-                description="Polling stops and their Pipedrive deal is marked lost. The "
-                "person, the deal and its activities are kept: tracking them again "
-                "continues where it stopped, with no duplicate.",
-            ),
-        },
-        "/api/users/{login}/gists": {
-            "parameters": [path_login()],
-            "get": b.op(
-                "A tracked user's gists: the unseen ones, or all",
-                {
-                    "200": content("application/json", ref("GistList"), "The gists."),
-                    **bad_login,
-                    **not_tracked,
-                },
-                tag="gists",
-                writes=False,
-                operationId="listGists",
-                parameters=[
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"enum": list(STATES), "default": "unseen"},
-                    }
-                ],
-            ),
-        },
-        "/api/users/{login}/gists/seen": {
-            "parameters": [path_login()],
-            "post": b.op(
-                "Mark gists seen: every unseen one, or the listed ones",
-                {
-                    "202": content("application/json", ref("SeenAccepted"), "Being marked."),
-                    "404": problem(404),
-                },
-                tag="gists",
-                writes=True,
-                body=True,
-                requestBody=json_body("SeenRequest"),
-                operationId="markGistsSeen",
-                description="Ids that are not this user's gists refuse the whole request "
-                "(404, listed in `unknown`).",
-            ),
-        },
-        "/api/sync": {
-            "post": b.op(
-                "Poll GitHub for every tracked user now",
-                {"202": content("application/json", ref("Polling"), "Polling started.")},
-                tag="sync",
-                writes=True,
-                upstream=(503,),
-                operationId="syncNow",
-            ),
-        },
-        "/list": {
-            "get": b.op(
-                "The predecessor's list of tracked logins",
-                {"200": content("application/json", ref("LegacyList"), "The logins.")},
-                tag="legacy",
-                writes=False,
-                upstream=(502, 503),
-                legacy_error=content(
-                    "application/json", ref("LegacyFailure"), "The predecessor's failure."
-                ),
-                operationId="legacyList",
-            ),
-        },
-    }
-    user_query = [{"name": "user", "in": "query", "required": True, "schema": ref("Login")}]
-    legacy_html = html("A short HTML page saying what went wrong.")
-    paths["/new"] = {
-        "get": b.op(
-            "The predecessor's way to track a user (a GET that changes state)",
-            {
-                "200": html("Already tracked; nothing changed."),
-                "202": html("Now tracking them."),
-                "400": legacy_html,
-                "404": html("No such GitHub user; nothing was added."),
-            },
-            tag="legacy",
-            writes=True,
-            upstream=(502, 503),
-            legacy_error=legacy_html,
-            parameters=user_query,
-            operationId="legacyNew",
-        )
-    }
-    paths["/show"] = {
-        "get": b.op(
-            "The predecessor's page of unseen gists, marked seen once sent",
-            {
-                "200": html("The unseen gists."),
-                "400": legacy_html,
-                "404": html("Not tracked."),
-            },
-            tag="legacy",
-            writes=True,
-            upstream=(502, 503),
-            legacy_error=legacy_html,
-            parameters=user_query,
-            operationId="legacyShow",
-        )
-    }
-    paths["/fetch"] = {
-        "get": b.op(
-            "The predecessor's poll of every user now",
-            {"200": html("`New gists: <b>K</b>`")},
-            tag="legacy",
-            writes=True,
-            upstream=(502, 503),
-            legacy_error=legacy_html,
-            operationId="legacyFetch",
-        )
-    }
-    paths["/healthz"] = {
-        "get": {
-            "summary": "Liveness",
-            "tags": ["ops"],
-            "operationId": "healthz",
-            "responses": {
-                "200": content("application/json", obj(["status"], status={"const": "alive"}), "")
-            },
-        }
-    }
-    paths["/readyz"] = {
-        "get": {
-            "summary": "Readiness: connected to the broker",
-            "tags": ["ops"],
-            "operationId": "readyz",
-            "responses": {
-                "200": content("application/json", obj(["status"], status={"const": "ready"}), ""),
-                "503": content(
-                    "application/json", obj(["status"], status={"const": "not ready"}), ""
-                ),
-            },
-        }
-    }
-    paths["/metrics"] = {
-        "get": {
-            "summary": "Prometheus metrics",
-            "tags": ["ops"],
-            "operationId": "metrics",
-            "responses": {"200": content("text/plain", {"type": "string"}, "")},
-        }
-    }
+    paths: Json = {}
+    for op in OPERATIONS:
+        item = paths.setdefault(op.path, {})
+        if "{login}" in op.path:
+            item["parameters"] = [
+                {"name": "login", "in": "path", "required": True, "schema": LOGIN_SCHEMA}
+            ]
+        item[op.method] = b.operation(op)
     spec: Json = {
         "openapi": "3.1.0",
-        "info": {
-            "title": "gistsync gateway",
-            "version": "1",
-            "description": "Track GitHub users; read their gists as Pipedrive keeps them. "
-            "Changes are applied asynchronously by the other services and answered "
-            "202 Accepted. Every answer carries X-Request-Id (send your own to correlate).",
-        },
-        "tags": [
-            {"name": "users"},
-            {"name": "gists"},
-            {"name": "sync"},
-            {"name": "legacy", "description": "The predecessor's endpoints, kept for its clients."},
-            {"name": "ops"},
-        ],
-        "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "info": INFO,
+        "tags": TAGS,
+        "paths": {**paths, **OPS_PATHS},
+        "components": {"schemas": components()},
     }
     if b.keyed:
         spec["components"]["securitySchemes"] = {

@@ -1,0 +1,188 @@
+"""The JSON API's bodies as pydantic models: requests are read into them, answers are made
+from them, and the OpenAPI components are generated from them (`components`), so the
+document cannot drift from what the handlers do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.json_schema import models_json_schema
+
+from gistsync.contracts import GistId, GistView, Login
+
+MAX_GIST_IDS = 1000
+State = Literal["unseen", "all"]
+STATES: tuple[State, ...] = ("unseen", "all")
+REF_TEMPLATE = "#/components/schemas/{model}"
+Json = dict[str, Any]
+
+# GitHub's login rule without the lookahead of `contracts.LOGIN_REGEX` (which schema tools
+# cannot generate from): single hyphens between alphanumerics, at most 39 characters.
+LOGIN_SCHEMA: Json = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$",
+    "maxLength": 39,
+    "description": "A GitHub login, any letter case: 1 to 39 letters, digits or single "
+    "hyphens, not starting or ending with a hyphen.",
+    "examples": ["octocat"],
+}
+ApiLogin = Annotated[Login, WithJsonSchema(LOGIN_SCHEMA)]
+GistIds = Annotated[list[GistId], Field(min_length=1, max_length=MAX_GIST_IDS)]
+
+
+class Body(BaseModel):
+    # Strict: `"all": 1` or `"login": 7` are mistakes to report, not values to coerce.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class TrackRequest(Body):
+    login: ApiLogin
+
+
+def _all_or_ids(schema: Json) -> None:
+    """The schema says what `_exactly_one` checks: one of the two members, alone."""
+    ids = next(s for s in schema["properties"]["gist_ids"]["anyOf"] if s.get("type") == "array")
+    schema.clear()
+    schema["description"] = 'Either every unseen gist (`{"all": true}`) or the listed ones.'
+    schema["oneOf"] = [
+        {**_object("all"), "properties": {"all": {"const": True}}},
+        {**_object("gist_ids"), "properties": {"gist_ids": ids}},
+    ]
+
+
+def _object(member: str) -> Json:
+    return {"type": "object", "required": [member], "additionalProperties": False}
+
+
+class SeenRequest(Body):
+    model_config = ConfigDict(json_schema_extra=_all_or_ids)
+
+    all: bool | None = None
+    gist_ids: GistIds | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SeenRequest:
+        # By what was sent, not by value: `{"all": null, "gist_ids": [...]}` is a mistake too.
+        if self.model_fields_set == {"all"} and self.all is True:
+            return self
+        if self.model_fields_set == {"gist_ids"} and self.gist_ids is not None:
+            return self
+        raise ValueError('give either "all": true or "gist_ids": [ids], not both')
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+class User(Answer):
+    login: ApiLogin
+    unseen: int = Field(ge=0)
+
+
+class UserList(Answer):
+    users: list[User]
+
+
+class Tracking(Answer):
+    login: ApiLogin
+    state: Literal["tracking"]
+
+
+class Untracking(Answer):
+    login: ApiLogin
+    state: Literal["untracking"]
+
+
+class GistFile(Answer):
+    filename: str
+    language: str | None
+
+
+class Gist(Answer):
+    id: GistId
+    title: str = Field(description="The description, else a file name, else the id.")
+    seen: bool
+    html_url: str | None
+    files: list[GistFile]
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, view: GistView) -> Gist:
+        return cls.model_validate(view.model_dump())
+
+
+class GistList(Answer):
+    login: ApiLogin
+    state: State
+    gists: list[Gist]
+
+
+class SeenAccepted(Answer):
+    login: ApiLogin
+    gist_ids: list[GistId] = Field(
+        description="The gists now being marked seen (those already seen are left out)."
+    )
+
+
+class Polling(Answer):
+    state: Literal["polling"]
+
+
+class LegacyList(Answer):
+    success: Literal[True]
+    data: list[ApiLogin]
+
+
+class LegacyFailure(Answer):
+    success: Literal[False]
+    error: str
+
+
+class BodyError(Answer):
+    location: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. `type` is `about:blank` or a `urn:gistsync:problem:*` URN a
+    client may branch on."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    request_id: str = Field("", description="Also in X-Request-Id.")
+    errors: list[BodyError] = []
+    login: ApiLogin | None = None
+    unknown: list[GistId] = []
+
+
+REQUESTS: tuple[type[BaseModel], ...] = (TrackRequest, SeenRequest)
+ANSWERS: tuple[type[BaseModel], ...] = (
+    UserList,
+    Tracking,
+    Untracking,
+    GistList,
+    SeenAccepted,
+    Polling,
+    LegacyList,
+    LegacyFailure,
+    Problem,
+)
+
+
+def components() -> Json:
+    """The component schemas of every body, by model name (nested models included)."""
+    models = [(m, "validation") for m in REQUESTS] + [(m, "serialization") for m in ANSWERS]
+    _, schema = models_json_schema(models, ref_template=REF_TEMPLATE)  # type: ignore[arg-type]
+    return dict(sorted(schema["$defs"].items()))
