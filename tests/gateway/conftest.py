@@ -8,7 +8,8 @@
   the real path proves: coalescing, timeouts, remote failures, partitions.
 
 Tests are marked by what they need (`broker` from the fixtures they use, see `NEEDS`), so
-that `pytest -m "not broker and not browser and not processes"` is the fast tier.
+that `pytest -m "not broker and not browser and not processes and not slow"` is the fast
+tier (`slow`: the few in-memory ones that take seconds each).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ MARKERS = {
     "broker": "needs RabbitMQ (marked from the amqp_url fixture)",
     "browser": "drives a real Chromium",
     "processes": "starts the services or the simulators as processes",
+    "slow": "needs no broker, but takes over 5 s (fuzzing, schemathesis, 2,000 connections)",
 }
 
 

@@ -379,6 +379,7 @@ def fuzz(port: int, template: str, methods: list[str], creds: Credentials, tally
     one()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "key"])
 async def test_no_bytes_give_a_5xx(
     start_gateway: StartGateway, peers: FakeServices, caplog: pytest.LogCaptureFixture, keyed: bool

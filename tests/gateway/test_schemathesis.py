@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 import schemathesis
 from prometheus_client import REGISTRY
 from schemathesis.engine import Status, events, from_schema
@@ -80,6 +81,7 @@ def run_schemathesis(base_url: str) -> Outcome:
     return outcome
 
 
+@pytest.mark.slow
 async def test_schemathesis_finds_the_document_true(
     start_gateway: StartGateway, peers: FakeServices
 ) -> None:

@@ -90,6 +90,7 @@ def connections_we_can_hold(wanted: int) -> int:
     return wanted if soft == resource.RLIM_INFINITY else min(wanted, (soft - 512) // 2)
 
 
+@pytest.mark.slow
 async def test_two_thousand_half_open_connections_all_go(
     start_gateway: StartGateway, world: World
 ) -> None:
