@@ -16,6 +16,7 @@ from gistsync.routing import BROADCAST_TYPES, CODEC, PARTITIONED, ROUTES, TABLE
 from gistsync.settings import CommonSettings
 from gistsync.transport import topology
 from gistsync.transport.bus import Transport
+from gistsync.transport.codec import Envelope
 from gistsync.transport.connection import Connection
 from gistsync.transport.topology import Table, is_query_queue
 
@@ -68,7 +69,7 @@ class Broker(Transport):
             partitions=settings.partitions,
         )
 
-    async def request(self, message: Message, *, timeout: float) -> AnyMessage:  # type: ignore[override]
+    async def request(self, message: Envelope, *, timeout: float) -> AnyMessage:
         """Send a query (or a command that answers) and wait for its reply.
 
         Raises `RequestTimeout` when nobody answers in time and `RemoteError` when the

@@ -42,7 +42,7 @@ CONSUMED = Counter(
 )
 HANDLING = Histogram(
     "gistsync_message_handling_seconds",
-    "Time from delivery to ack, retries included.",
+    "Time from the start of handling to the ack, retries included.",
     ["queue"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
