@@ -14,14 +14,18 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e6468
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# The lock first: a code change then reuses the cached dependency layer.
-COPY requirements.lock ./
-RUN python3 -m venv /venv && /venv/bin/pip install -r requirements.lock
+# The locks first: a code change then reuses the cached dependency layer. Both carry hashes;
+# the build backend gets a venv of its own, so it never reaches the image.
+COPY requirements.lock requirements-build.lock ./
+RUN python3 -m venv /venv && /venv/bin/pip install --require-hashes -r requirements.lock \
+ && python3 -m venv /build && /build/bin/pip install --require-hashes -r requirements-build.lock
 COPY pyproject.toml README.md ./
 COPY libs ./libs
 COPY services ./services
+# The wheel is built by the locked hatchling, not by whatever an isolated build would fetch;
 # --no-deps: everything the code needs is already pinned by the lock.
-RUN /venv/bin/pip install --no-deps . && /venv/bin/pip check
+RUN /build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /venv/bin/pip install --no-deps /wheels/*.whl && /venv/bin/pip check
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 gistsync \

@@ -114,9 +114,15 @@ def test_nothing_needs_buildkit() -> None:
 def test_dependencies_come_from_the_lock_and_nothing_else() -> None:
     build = [i for stage in stages()[:-1] for i in stage]
     assert any(i.keyword == "COPY" and "requirements.lock" in i.args for i in build)
-    installs = [i.args for i in build if i.keyword == "RUN" and "pip install" in i.args]
-    assert any("-r requirements.lock" in args for args in installs)
-    project = [args for args in installs if re.search(r"pip install [^;&]*\s\.(\s|$)", args)]
+    runs = [i.args for i in build if i.keyword == "RUN"]
+    installs = [args for args in runs if "pip install" in args]
+    for lock in ("requirements.lock", "requirements-build.lock"):
+        assert any(f"--require-hashes -r {lock}" in args for args in installs), lock
+    # The wheel comes from the locked backend, never from an isolated build's fetch.
+    wheel = [args for args in runs if re.search(r"pip wheel [^;&]*\s\.(\s|$)", args)]
+    assert wheel, "the project's wheel is built"
+    assert all("--no-build-isolation" in a and "--no-deps" in a for a in wheel)
+    project = [args for args in installs if re.search(r"pip install [^;&]*\.whl", args)]
     assert project, "the project itself is installed"
     assert all("--no-deps" in args for args in project), "only the lock brings dependencies"
 
