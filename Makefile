@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-deploy lint lock clean bench
+.PHONY: install run test test-fast test-deploy lint lock clean bench
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 ## The whole test suite, lint and type checks included.
 test: install lint
 	$(BIN)/pytest
+
+## Everything that needs no broker, browser or process and no long fuzzing: seconds.
+test-fast: install
+	$(BIN)/pytest -q -m "not broker and not browser and not processes and not slow"
 
 ## The compose stack on a real Docker engine of its own (about 10 minutes; root, see README).
 test-deploy: install
