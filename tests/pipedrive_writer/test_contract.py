@@ -29,7 +29,8 @@ def contract() -> Contract:
 
 def operation_of(request: httpx.Request) -> str:
     path = request.url.path.removeprefix("/api/v2")
-    for op in OPERATIONS.values():
+    # Literal paths first: `/organizations/search` is no `/organizations/{id}`.
+    for op in sorted(OPERATIONS.values(), key=lambda op: "{" in op.path):
         pattern = re.sub(r"\{[^}]+\}", r"[^/]+", op.path)
         if op.method == request.method and re.fullmatch(pattern, path):
             return op.id

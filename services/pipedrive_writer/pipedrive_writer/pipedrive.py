@@ -340,12 +340,23 @@ class PipedriveClient:
             {"term": title, "fields": "title", "exact_match": True, "organization_id": org_id},
         )
 
-    async def list_deals(self, org_id: int) -> list[Json]:
-        """The org's open deals: a lost one is a user no longer tracked."""
-        return await self.collect("getDeals", {"org_id": org_id, "status": "open"})
+    async def list_deals(
+        self, org_id: int, *, status: str = "open", updated_since: str | None = None
+    ) -> list[Json]:
+        """The org's deals of one status (open: the tracked users; deleted: those deleted by
+        hand in the last 30 days), all or those changed since a moment."""
+        return await self.collect(
+            "getDeals", _since({"org_id": org_id, "status": status}, updated_since)
+        )
 
     async def list_activities(self, deal_id: int) -> list[Json]:
         return await self.collect("getActivities", {"deal_id": deal_id})
+
+    async def list_all_activities(self, *, updated_since: str | None = None) -> list[Json]:
+        """Every activity of the account in pages of `page_limit`, whatever the number of
+        deals. Not filtered by `org_id`: the predecessor's activities carry none, only their
+        deal; the caller keeps those of its deals."""
+        return await self.collect("getActivities", _since({}, updated_since))
 
     async def add_organization(self, name: str) -> Json:
         return _data(await self.call("addOrganization", json={"name": name}))
@@ -374,6 +385,12 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str | int] | None:
     if params is None:
         return None
     return {k: ("true" if v is True else "false" if v is False else v) for k, v in params.items()}
+
+
+def _since(params: dict[str, Any], updated_since: str | None) -> dict[str, Any]:
+    if updated_since is not None:
+        params["updated_since"] = updated_since
+    return params
 
 
 def _records(data: Any) -> list[Json]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -35,10 +35,12 @@ from pipedrive_writer.state import (
     CachedGist,
     Record,
     UserRecord,
+    activities_by_deal,
     deal_login,
     deal_title,
     gists_from_activities,
     group_deals,
+    later,
     pick,
 )
 
@@ -87,6 +89,8 @@ class Reader:
         self._org_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._reported: set[tuple[str, int]] = set()
+        # The latest `update_time` read from Pipedrive (RFC 3339): where a refresh resumes.
+        self.mark: str | None = None
         # Users untracked while this process ran: late events for them are dropped, not retried.
         self._untracked: set[str] = set()
 
@@ -100,20 +104,29 @@ class Reader:
     # --- loading the cache -------------------------------------------------------------
 
     async def load(self, kind: str = "start") -> None:
-        """Read the org, its deals and their activities: once at start, then on refresh.
+        """Read the org, its open deals and every activity, in pages of 500: once at start.
 
-        Costs one search, the deal pages, and each user's activity pages: it grows with
-        pages, never with gists.
+        Costs one search, the deal pages and the activity pages (1,000 users with 20,000
+        gists: 1 + 2 + 40 requests): it grows with pages, never with the number of users.
+        Activities are read account-wide (the predecessor's carry no `org_id`) and kept
+        when their deal is one of the org's.
         """
         async with self._load_lock:
             self._load_started = True
             started = time.monotonic()
             org_id = await self._load_org()
-            grouped = group_deals(await self.client.list_deals(org_id)) if org_id else {}
+            deals: Sequence[Record] = []
+            activities: Sequence[Record] = []
+            if org_id:
+                deals = await self.client.list_deals(org_id)
+                activities = await self.client.list_all_activities()
+            self._saw(deals, activities)
+            by_deal = activities_by_deal(activities)
+            grouped = group_deals(deals)
             for key, (deal, ignored) in grouped.items():
                 self._report("deal", ignored)
                 async with self._lock(key):
-                    await self._load_user(deal)
+                    self._user_from(deal, by_deal.get(int(deal["id"]), []))
             for key, user in list(self.cache.users.items()):
                 # A user made after this read began is newer than the listing, not gone.
                 if key not in grouped and user.synced_at < started:
@@ -128,6 +141,12 @@ class Reader:
                 "cache loaded",
                 extra={"kind": kind, "users": len(self.cache.users), "org_id": org_id},
             )
+
+    def _saw(self, *batches: Iterable[Record]) -> None:
+        """Remember the latest `update_time` read: the next refresh asks from there."""
+        for batch in batches:
+            for record in batch:
+                self.mark = later(self.mark, record.get("update_time"))
 
     async def _load_org(self) -> int | None:
         async with self._org_lock:
@@ -146,6 +165,12 @@ class Reader:
 
     async def _load_user(self, deal: Record) -> UserRecord:
         """The user a deal stands for, with its activities read from Pipedrive."""
+        user = self._user_from(deal, [])
+        await self._reload_gists(user)
+        return user
+
+    def _user_from(self, deal: Record, activities: Iterable[Record]) -> UserRecord:
+        """The user a deal stands for, with the given activities (the deal's), cached."""
         login = deal_login(deal.get("title"))
         assert login is not None
         user = UserRecord(
@@ -154,7 +179,10 @@ class Reader:
             person_id=linked_id(deal, "person_id", "person"),
             org_id=linked_id(deal, "org_id", "organization") or self.cache.org_id,
         )
-        await self._reload_gists(user)
+        gists, ignored = gists_from_activities(activities)
+        self._report_gists(ignored)
+        user.gists = gists
+        user.synced_at = time.monotonic()
         self.cache.users[user.key] = user
         return user
 

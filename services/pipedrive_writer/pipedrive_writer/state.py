@@ -72,6 +72,32 @@ def group_deals(deals: Iterable[Record]) -> dict[str, tuple[Record, list[Record]
     return grouped
 
 
+def activities_by_deal(activities: Iterable[Record]) -> dict[int, list[Record]]:
+    """An org-wide activity listing split per deal (activities on no deal are not ours)."""
+    by_deal: dict[int, list[Record]] = {}
+    for activity in activities:
+        deal_id = activity.get("deal_id")
+        if deal_id is not None:
+            by_deal.setdefault(int(deal_id), []).append(activity)
+    return by_deal
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def later(current: str | None, candidate: Any) -> str | None:
+    """The later of two RFC 3339 times, kept as Pipedrive wrote it."""
+    new = _moment(candidate) if candidate else None
+    if new is None:
+        return current
+    old = _moment(current) if current else None
+    return str(candidate) if old is None or new > old else current
+
+
 @dataclass
 class CachedGist:
     id: str
