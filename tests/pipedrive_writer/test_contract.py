@@ -57,6 +57,10 @@ async def test_every_exchange_conforms_to_the_spec(harness: Harness, contract: C
         del harness.pipedrive.deals[2]
         await harness.send(discovered(1, "bob"))  # 400: the deal is gone
         await harness.send(UntrackUser(login="ann"), TrackUser(login="ann"))  # lost, reopened
+        [org] = harness.state()["organizations"]
+        harness.pipedrive.update_organization(org["id"], {"name": "renamed by hand"})
+        await writer.refresh()  # nothing read since the start: a whole read
+        await writer.refresh()  # the org read by id, and named back
         harness.configure({"faults": {"error_rate": 1.0}})
         with pytest.raises(PipedriveUnavailable):
             await writer.client.list_activities(1)  # 500s
@@ -68,4 +72,5 @@ async def test_every_exchange_conforms_to_the_spec(harness: Harness, contract: C
     assert checked.count("operation") > 0
     assert {operation_of(r.request) for r in seen} == set(OPERATIONS)
     assert {r.status_code for r in seen} == {200, 400, 404, 429, 500}
-    assert harness.done() == {"ann0002": True, "ann0003": False}
+    # ann0001 deleted by hand is added again (seen); bob0001 lands in bob's new deal.
+    assert harness.done() == {"ann0001": True, "ann0002": True, "ann0003": False, "bob0001": False}

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from gistsync.contracts import (
@@ -22,6 +23,7 @@ from gistsync.contracts import (
     login_key,
 )
 from gistsync.transport.topology import partition_of
+from pipedrive_writer.__main__ import make_client
 from pipedrive_writer.handlers import UserNotTracked
 from pipedrive_writer.notes import format_note, parse_note
 from tests.conftest import PARTITIONS
@@ -205,16 +207,20 @@ async def test_an_untracked_user_forever_ends_in_dead_letters(harness: Harness) 
 async def test_a_400_from_pipedrive_dead_letters_the_message_with_the_reason(
     harness: Harness,
 ) -> None:
-    await harness.start()
+    # The simulator answers no 4xx on its own but for a deleted record (which the writer
+    # mends): a refusal the writer cannot mend is made here, in front of it.
+    class Refusing(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and request.url.path.endswith("/activities"):
+                return httpx.Response(400, json={"success": False, "error": "Refused here"})
+            return await super().handle_async_request(request)
+
+    settings = harness.settings()
+    await harness.start(settings, make_client(settings, transport=Refusing()))
     await harness.send(TrackUser(login="alice"))
-    [deal] = harness.state()["deals"]
-    del harness.pipedrive.deals[deal["id"]]  # deleted by hand; the cache does not know yet
     await harness.send(discovered(1))
     [dead] = await harness.drain(f"{harness.prefix}.dead_letters")
-    assert dead.headers["x-dead-reason"] == (
-        f"Pipedrive answered 400 to addActivity: Field 'deal_id': deal {deal['id']} does not "
-        "exist (Please check developers.pipedrive.com)"
-    )
+    assert dead.headers["x-dead-reason"] == "Pipedrive answered 400 to addActivity: Refused here"
     assert harness.sb.pipedrive_token not in json.dumps(dict(dead.headers))
     assert json.loads(dead.body)["gist"]["id"] == "alice0001"
 
@@ -311,11 +317,13 @@ async def test_mark_seen_with_a_stale_activity_id_refreshes_and_carries_on(
 
     await harness.send(MarkGistsSeen(login="alice", gist_ids=("alice0001", "alice0002")))
 
+    # Gist 1's activity is added again, seen; gist 2's new activity is marked.
     assert harness.requests() == {
         "PATCH /activities/{id}": {"404": 1, "200": 1},
         "GET /activities": {"200": 1},
+        "POST /activities": {"200": 1},
     }
-    assert harness.done() == {"alice0002": True, "alice0003": False}
+    assert harness.done() == {"alice0001": True, "alice0002": True, "alice0003": False}
     unseen = await harness.ask(GistsQuery(login="alice"))
     assert isinstance(unseen, GistsReply)
     assert [g.id for g in unseen.gists] == ["alice0003"]

@@ -40,6 +40,8 @@ def test_the_costs_we_rely_on(spec_operations: dict[str, tuple[str, str, Any]]) 
         "addPerson": 5,
         "searchPersons": 20,
         "addOrganization": 5,
+        "getOrganization": 1,
+        "updateOrganization": 5,
         "searchOrganization": 20,
     }
     searches = {op.id for op in OPERATIONS.values() if op.search}

@@ -17,6 +17,7 @@ from gistsync.contracts import (
     TrackedUsersReply,
     TrackUser,
 )
+from sandbox.pipedrive_state import DEAL
 from tests.pipedrive_writer.conftest import Harness
 from tests.pipedrive_writer.factories import discovered, make_gist, seed_user
 from tests.waiting import eventually
@@ -35,10 +36,11 @@ async def test_a_restarted_writer_creates_nothing_and_reads_only_pages(harness: 
     harness.reset_stats()
 
     await harness.start()
-    # One search, one page of deals, one page of every activity: 3, whatever the users.
+    # One search, one page of deals and one of deleted deals, one page of every activity:
+    # 4, whatever the number of users.
     assert harness.requests() == {
         "GET /organizations/search": {"200": 1},
-        "GET /deals": {"200": 1},
+        "GET /deals": {"200": 2},
         "GET /activities": {"200": 1},
     }
     harness.reset_stats()
@@ -65,7 +67,7 @@ async def test_startup_reads_grow_with_pages_not_with_gists(harness: Harness) ->
     await harness.start()
     assert harness.requests() == {
         "GET /organizations/search": {"200": 1},
-        "GET /deals": {"200": 1},
+        "GET /deals": {"200": 2},
         "GET /activities": {"200": 4},
     }
     users = await harness.ask(TrackedUsersQuery())
@@ -82,7 +84,7 @@ async def test_small_pages_are_all_read(harness: Harness) -> None:
     await harness.start(harness.settings(pipedrive_page_limit=2))
     assert harness.requests() == {
         "GET /organizations/search": {"200": 1},
-        "GET /deals": {"200": 3},  # 5 deals
+        "GET /deals": {"200": 4},  # 5 deals, then no deleted deal
         "GET /activities": {"200": 8},  # 15 activities, the whole account's, 2 a page
     }
     users = await harness.ask(TrackedUsersQuery())
@@ -132,18 +134,23 @@ async def test_the_refresh_timer_notices_changes_made_by_hand(harness: Harness) 
     duplicates = sample("gistsync_writer_duplicates_ignored_total", entity="deal")
     await harness.start(harness.settings(refresh_interval_seconds=0.2))
 
-    # By hand: a new user, gist ann0001 marked done, bob's deal deleted.
+    # By hand: a new user, gist ann0001 marked done, bob's deal deleted (bob stays
+    # tracked: his deal is made again before his next write).
     seed_user(pipedrive, org["id"], "cy", [make_gist(1, "cy")])
     [first] = [a for a in pipedrive.activities.values() if "ann0001" in a["note"]]
-    first["done"] = True
-    del pipedrive.deals[gone]
+    pipedrive.update_activity(first["id"], {"done": True})
+    pipedrive.delete(DEAL, gone)
 
     async def users() -> tuple[TrackedUser, ...]:
         reply = await harness.ask(TrackedUsersQuery())
         assert isinstance(reply, TrackedUsersReply)
         return reply.users
 
-    expected = (TrackedUser(login="ann", unseen=1), TrackedUser(login="cy", unseen=1))
+    expected = (
+        TrackedUser(login="ann", unseen=1),
+        TrackedUser(login="bob", unseen=1),
+        TrackedUser(login="cy", unseen=1),
+    )
     for _ in range(100):
         if await users() == expected:
             break

@@ -16,11 +16,14 @@ users; `query.user_status` and `query.gists` (one user) from the owner of the us
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from typing import Any
 
 from gistsync.contracts import (
     AnyMessage,
+    Gist,
     GistDiscovered,
     GistsQuery,
     GistsReply,
@@ -40,9 +43,15 @@ from gistsync.contracts import (
 )
 from gistsync.errors import PermanentError
 from pipedrive_writer import metrics
-from pipedrive_writer.notes import activity_body
-from pipedrive_writer.pipedrive import PipedriveNotFound, PipedriveOutcomeUnknown
-from pipedrive_writer.reader import Publisher, Reader, UserNotTracked
+from pipedrive_writer.notes import activity_body, format_note, subject
+from pipedrive_writer.pipedrive import (
+    Json,
+    PipedriveNotFound,
+    PipedriveOutcomeUnknown,
+    PipedriveRejected,
+)
+from pipedrive_writer.reader import Publisher, UserNotTracked
+from pipedrive_writer.reconcile import Reconciler
 from pipedrive_writer.state import CachedGist, UserRecord, as_utc, deal_title
 
 __all__ = ["Publisher", "UserNotTracked", "Writer"]
@@ -50,7 +59,7 @@ __all__ = ["Publisher", "UserNotTracked", "Writer"]
 log = logging.getLogger(__name__)
 
 
-class Writer(Reader):
+class Writer(Reconciler):
     """Turns each command and event into Pipedrive writes, and answers the queries."""
 
     # --- dispatch ----------------------------------------------------------------------
@@ -81,7 +90,11 @@ class Writer(Reader):
     async def track_user(self, message: TrackUser) -> None:
         key = login_key(message.login)
         async with self._lock(key):
-            user = await self._user(message.login) or await self._add_user(message.login)
+            user = await self._user(message.login)
+            if user is None:
+                user = await self._add_user(message.login)
+            else:
+                await self._repair(user)
         self._update_gauges()
         # Also when already tracked: harmless, the poller ignores users it knows.
         await self.publisher.publish(
@@ -110,23 +123,6 @@ class Writer(Reader):
         self.cache.users[user.key] = user
         log.info("user tracked", extra={"login": login, "deal_id": user.deal_id})
         return user
-
-    async def _ensure_org(self) -> tuple[int, bool]:
-        """The org's id, and whether it was created just now (so nothing is in it yet)."""
-        async with self._org_lock:
-            if self.cache.org_id is not None:
-                return self.cache.org_id, False
-            found = await self._find_org()
-            if found is None:
-                # Another replica may be about to create it too: only one may look and create.
-                async with self.publisher.lock("organization"):
-                    found = await self._find_org()
-                    if found is None:
-                        found = int((await self.client.add_organization(self.org_name))["id"])
-                        self.cache.org_id = found
-                        return found, True
-            self.cache.org_id = found
-            return found, False
 
     # --- command.untrack_user ------------------------------------------------------------
 
@@ -164,16 +160,17 @@ class Writer(Reader):
                 return
             if user is None:
                 raise UserNotTracked(f"{message.login} is not tracked (yet)")
-            if gist.id in user.gists:
+            await self._repair(user)
+            if gist.id in user.known():
+                await self._edited(user, gist)
                 return
-            body = activity_body(
-                gist, deal_id=user.deal_id, org_id=user.org_id, person_id=user.person_id
-            )
             try:
-                activity = await self.client.add_activity(body)
-            except PipedriveOutcomeUnknown:
-                user.stale = True
-                raise
+                body, activity = await self._add_gist(user, gist)
+            except PipedriveRejected as exc:
+                if not self._gone_on_write(user, exc):
+                    raise
+                await self._repair(user)  # deleted by hand: made again, then once more
+                body, activity = await self._add_gist(user, gist)
             user.gists[gist.id] = CachedGist(
                 id=gist.id,
                 activity_id=int(activity["id"]),
@@ -189,6 +186,30 @@ class Writer(Reader):
         metrics.GIST_PROPAGATION.observe(max(0.0, delay))
         self._update_gauges()
 
+    async def _add_gist(self, user: UserRecord, gist: Gist) -> tuple[dict[str, Any], Json]:
+        body = activity_body(
+            gist, deal_id=user.deal_id, org_id=user.org_id, person_id=user.person_id
+        )
+        try:
+            return body, await self.client.add_activity(body)
+        except PipedriveOutcomeUnknown:
+            user.stale = True
+            raise
+
+    async def _edited(self, user: UserRecord, gist: Gist) -> None:
+        """A gist seen before: its description changed on GitHub → one PATCH of the subject
+        (and the note), never a second activity."""
+        cached = user.gists.get(gist.id)
+        title = subject(gist)
+        if cached is None or cached.title == title:
+            return
+        await self.client.update_activity(
+            cached.activity_id, {"subject": title, "note": format_note(gist)}
+        )
+        cached.title = title
+        cached.files = gist.files
+        await self._unseen_changed(user)
+
     # --- command.mark_seen ---------------------------------------------------------------
 
     async def mark_seen(self, message: MarkGistsSeen) -> None:
@@ -198,6 +219,7 @@ class Writer(Reader):
             if user is None:
                 log.warning("mark_seen for a user not tracked", extra={"login": message.login})
                 return
+            await self._repair(user)
             for gist_id in dict.fromkeys(message.gist_ids):
                 await self._mark_done(user, gist_id)
             await self._unseen_changed(user)
@@ -211,7 +233,7 @@ class Writer(Reader):
         if gist.done:
             return
         try:
-            await self.client.update_activity(gist.activity_id, {"done": True})
+            updated = await self.client.update_activity(gist.activity_id, {"done": True})
         except PipedriveNotFound:
             if again:
                 log.warning("activity gone twice; skipped", extra={"gist_id": gist_id})
@@ -219,7 +241,18 @@ class Writer(Reader):
             # Deleted or replaced by hand: re-read this user's activities and carry on.
             log.warning("stale activity id; re-reading the user", extra={"login": user.login})
             await self._reload_gists(user)
+            if gist_id not in user.gists:  # deleted by hand: added again, seen
+                user.orphans[gist_id] = dataclasses.replace(gist, done=True)
+                await self._readd(user)
+                return
             await self._mark_done(user, gist_id, again=True)
+            return
+        if updated.get("is_deleted"):  # deleted by hand (Pipedrive keeps it 30 days)
+            log.warning("activity deleted by hand; added again", extra={"gist_id": gist_id})
+            del user.gists[gist_id]
+            user.orphans[gist_id] = dataclasses.replace(gist, done=True)
+            await self._readd(user)
+            metrics.ACTIVITIES_DONE.inc()
             return
         # Only now: had Pipedrive failed, the gist must stay unseen (shown twice, never lost).
         gist.done = True

@@ -64,7 +64,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("searchDeals", "GET", "/deals/search", 20, search=True),
         Operation("addPerson", "POST", "/persons", 5),
         Operation("searchPersons", "GET", "/persons/search", 20, search=True),
+        Operation("getOrganization", "GET", "/organizations/{id}", 1),
         Operation("addOrganization", "POST", "/organizations", 5),
+        Operation("updateOrganization", "PATCH", "/organizations/{id}", 5),
         Operation("searchOrganization", "GET", "/organizations/search", 20, search=True),
     )
 }
@@ -341,13 +343,14 @@ class PipedriveClient:
         )
 
     async def list_deals(
-        self, org_id: int, *, status: str = "open", updated_since: str | None = None
+        self, org_id: int, *, status: str | None = "open", updated_since: str | None = None
     ) -> list[Json]:
         """The org's deals of one status (open: the tracked users; deleted: those deleted by
-        hand in the last 30 days), all or those changed since a moment."""
-        return await self.collect(
-            "getDeals", _since({"org_id": org_id, "status": status}, updated_since)
-        )
+        hand in the last 30 days; None: all but the deleted), all or changed since a time."""
+        params: dict[str, Any] = {"org_id": org_id}
+        if status is not None:
+            params["status"] = status
+        return await self.collect("getDeals", _since(params, updated_since))
 
     async def list_activities(self, deal_id: int) -> list[Json]:
         return await self.collect("getActivities", {"deal_id": deal_id})
@@ -357,6 +360,12 @@ class PipedriveClient:
         deals. Not filtered by `org_id`: the predecessor's activities carry none, only their
         deal; the caller keeps those of its deals."""
         return await self.collect("getActivities", _since({}, updated_since))
+
+    async def get_organization(self, org_id: int) -> Json:
+        return _data(await self.call("getOrganization", path={"id": org_id}))
+
+    async def update_organization(self, org_id: int, body: Mapping[str, Any]) -> Json:
+        return _data(await self.call("updateOrganization", path={"id": org_id}, json=body))
 
     async def add_organization(self, name: str) -> Json:
         return _data(await self.call("addOrganization", json={"name": name}))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ from pipedrive_writer.state import (
     activities_by_deal,
     deal_login,
     deal_title,
+    deleted_deals,
     gists_from_activities,
     group_deals,
     later,
@@ -116,20 +117,25 @@ class Reader:
             started = time.monotonic()
             org_id = await self._load_org()
             deals: Sequence[Record] = []
+            deleted: Sequence[Record] = []
             activities: Sequence[Record] = []
             if org_id:
                 deals = await self.client.list_deals(org_id)
+                deleted = await self.client.list_deals(org_id, status="deleted")
                 activities = await self.client.list_all_activities()
-            self._saw(deals, activities)
+            self._saw(deals, deleted, activities)
             by_deal = activities_by_deal(activities)
             grouped = group_deals(deals)
             for key, (deal, ignored) in grouped.items():
                 self._report("deal", ignored)
                 async with self._lock(key):
                     self._user_from(deal, by_deal.get(int(deal["id"]), []))
+            for key, gone in deleted_deals(deleted).items():
+                async with self._lock(key):
+                    self._adopt_deleted(key, gone, by_deal, open_deal=key in grouped)
             for key, user in list(self.cache.users.items()):
                 # A user made after this read began is newer than the listing, not gone.
-                if key not in grouped and user.synced_at < started:
+                if key not in grouped and not user.deal_gone and user.synced_at < started:
                     log.warning("deal gone from Pipedrive", extra={"login": user.login})
                     del self.cache.users[key]
             self.cache.loaded = True
@@ -142,11 +148,51 @@ class Reader:
                 extra={"kind": kind, "users": len(self.cache.users), "org_id": org_id},
             )
 
+    def _adopt_deleted(
+        self,
+        key: str,
+        gone: Sequence[Record],
+        by_deal: Mapping[int, Sequence[Record]],
+        *,
+        open_deal: bool,
+    ) -> None:
+        """A user whose deal was deleted by hand is still tracked: the deal is made again,
+        and the gists on the deleted deal(s) added again, before the user's next write."""
+        if not open_deal:
+            latest = max(gone, key=lambda d: int(d["id"]))
+            user = self._user_from(latest, by_deal.get(int(latest["id"]), []))
+            user.deal_gone = True
+            log.warning("deal deleted by hand", extra={"login": user.login})
+            return
+        user = self.cache.users[key]
+        for deal in gone:
+            gists, _ = gists_from_activities(by_deal.get(int(deal["id"]), []))
+            for gist_id, gist in gists.items():
+                if gist_id not in user.gists:
+                    user.orphans.setdefault(gist_id, gist)
+
     def _saw(self, *batches: Iterable[Record]) -> None:
         """Remember the latest `update_time` read: the next refresh asks from there."""
         for batch in batches:
             for record in batch:
                 self.mark = later(self.mark, record.get("update_time"))
+
+    async def _ensure_org(self) -> tuple[int, bool]:
+        """The org's id, and whether it was created just now (so nothing is in it yet)."""
+        async with self._org_lock:
+            if self.cache.org_id is not None:
+                return self.cache.org_id, False
+            found = await self._find_org()
+            if found is None:
+                # Another replica may be about to create it too: only one may look and create.
+                async with self.publisher.lock("organization"):
+                    found = await self._find_org()
+                    if found is None:
+                        found = int((await self.client.add_organization(self.org_name))["id"])
+                        self.cache.org_id = found
+                        return found, True
+            self.cache.org_id = found
+            return found, False
 
     async def _load_org(self) -> int | None:
         async with self._org_lock:
@@ -193,15 +239,6 @@ class Reader:
         user.stale = False
         user.synced_at = time.monotonic()
         metrics.CACHE_LOADS.labels("user").inc()
-
-    async def refresh_forever(self, interval: float) -> None:
-        """Re-read everything now and then, to notice what people changed by hand."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.load("refresh")
-            except Exception:
-                log.exception("refresh failed; the next one will try again")
 
     def _report(self, entity: str, ignored: Iterable[Record]) -> None:
         for record in ignored:

@@ -72,6 +72,17 @@ def group_deals(deals: Iterable[Record]) -> dict[str, tuple[Record, list[Record]
     return grouped
 
 
+def deleted_deals(deals: Iterable[Record]) -> dict[str, list[Record]]:
+    """The org's deals deleted by hand, per login key. A deal shown with its status before
+    the delete (`won`/`lost`) was a user no longer tracked: left out."""
+    by_key: dict[str, list[Record]] = {}
+    for deal in deals:
+        login = deal_login(deal.get("title"))
+        if login is not None and deal.get("status") in ("open", "deleted", None):
+            by_key.setdefault(login_key(login), []).append(deal)
+    return by_key
+
+
 def activities_by_deal(activities: Iterable[Record]) -> dict[int, list[Record]]:
     """An org-wide activity listing split per deal (activities on no deal are not ours)."""
     by_deal: dict[int, list[Record]] = {}
@@ -179,6 +190,11 @@ class UserRecord:
     synced_at: float = 0.0
     # A write whose outcome is unknown (timeout, lost connection): re-read before writing.
     stale: bool = False
+    # The deal (or its person) was deleted by hand: made again before the next write.
+    deal_gone: bool = False
+    # Gists whose activity was deleted by hand (or sits on a deleted deal): added again,
+    # once, before the next write.
+    orphans: dict[str, CachedGist] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -186,10 +202,14 @@ class UserRecord:
 
     def unseen(self) -> list[CachedGist]:
         """Not done, newest first."""
-        return newest_first(gist for gist in self.gists.values() if not gist.done)
+        return newest_first(gist for gist in self.known().values() if not gist.done)
 
     def all(self) -> list[CachedGist]:
-        return newest_first(self.gists.values())
+        return newest_first(self.known().values())
+
+    def known(self) -> dict[str, CachedGist]:
+        """Every gist of the user, those waiting to be added again included."""
+        return {**self.orphans, **self.gists}
 
 
 def newest_first(gists: Iterable[CachedGist]) -> list[CachedGist]:
