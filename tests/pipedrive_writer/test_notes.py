@@ -11,6 +11,7 @@ from pipedrive_writer.notes import (
     SUBJECT_MAX,
     NoteData,
     activity_body,
+    cut,
     format_note,
     parse_note,
     subject,
@@ -105,6 +106,31 @@ def test_subject_falls_back_and_is_cut_to_what_pipedrive_takes() -> None:
     long = subject(gist(description="x" * 300))
     assert len(long) == SUBJECT_MAX
     assert long.endswith("…")
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 7 code points
+
+
+@pytest.mark.parametrize("pad", range(SUBJECT_MAX - len(FAMILY) - 3, SUBJECT_MAX + 1))
+def test_a_family_emoji_at_the_end_is_kept_whole_or_left_out(pad: int) -> None:
+    title = "x" * pad + FAMILY
+    cut_to = subject(gist(description=title))
+    assert len(cut_to) <= SUBJECT_MAX
+    if cut_to != title:
+        assert cut_to == "x" * pad + "…" or cut_to == "x" * (SUBJECT_MAX - 1) + "…"
+
+
+@pytest.mark.parametrize(
+    ("tail", "kept"),
+    [
+        ("\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea", ""),  # two flags: never half of one
+        ("e\u0301z", ""),  # e + combining acute: never the accent alone
+        ("\U0001f44b\U0001f3fd!", ""),  # waving hand + skin tone
+    ],
+)
+def test_subjects_are_cut_between_grapheme_clusters(tail: str, kept: str) -> None:
+    assert cut("a" * (SUBJECT_MAX - 2) + tail, SUBJECT_MAX) == "a" * (SUBJECT_MAX - 2) + kept + "…"
+    assert cut("short", SUBJECT_MAX) == "short"
 
 
 def test_activity_body() -> None:

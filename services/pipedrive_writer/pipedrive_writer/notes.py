@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +38,11 @@ _TAG = re.compile(r"<[^>]*>")
 
 # One of Pipedrive's default activity types (key_string); the spec leaves `type` free-form.
 ACTIVITY_TYPE = "task"
-# Pipedrive's text fields hold 255 characters; longer subjects are cut with an ellipsis.
+# Pipedrive's text fields hold 255 characters (the spec's `varchar`: "Text (up to 255
+# characters)"); longer subjects are cut with an ellipsis, between two user-perceived
+# characters (grapheme clusters), so an emoji sequence or an accent is never split.
 SUBJECT_MAX = 255
+ELLIPSIS = "…"
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,54 @@ class NoteData:
 
 def subject(gist: Gist) -> str:
     """The activity subject: the gist's title, cut to what Pipedrive accepts."""
-    title = " ".join(gist.title.split())
-    if len(title) <= SUBJECT_MAX:
-        return title
-    return title[: SUBJECT_MAX - 1] + "…"
+    return cut(" ".join(gist.title.split()), SUBJECT_MAX)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` code points, else its longest prefix that ends on a
+    grapheme-cluster boundary, with an ellipsis, within `limit`."""
+    if len(text) <= limit:
+        return text
+    end = limit - len(ELLIPSIS)
+    while end > 0 and not grapheme_boundary(text, end):
+        end -= 1
+    return text[:end] + ELLIPSIS
+
+
+def _extends(char: str) -> bool:
+    """Joins the character before it (Unicode's Extend, SpacingMark and ZWJ, in short)."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or code == 0x200D  # zero width joiner
+        or 0xFE00 <= code <= 0xFE0F  # variation selectors
+        or 0xE0100 <= code <= 0xE01EF
+        or 0x1F3FB <= code <= 0x1F3FF  # skin tone modifiers
+        or 0xE0020 <= code <= 0xE007F  # tags (subdivision flags)
+        or 0x1160 <= code <= 0x11FF  # Hangul jamo vowels and trailing consonants
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def grapheme_boundary(text: str, index: int) -> bool:
+    """Whether `text` may be cut before `text[index]` (UAX #29's rules for what titles hold:
+    CR LF, extending marks, ZWJ emoji sequences, regional-indicator pairs)."""
+    if index <= 0 or index >= len(text):
+        return True
+    before, after = text[index - 1], text[index]
+    if before == "\r" and after == "\n":
+        return False
+    if _extends(after) or before == "\u200d":
+        return False
+    if _regional(before) and _regional(after):
+        run = 0
+        while index - 1 - run >= 0 and _regional(text[index - 1 - run]):
+            run += 1
+        return run % 2 == 0  # a flag is a pair: cut only between pairs
+    return True
 
 
 def _esc(value: str) -> str:
