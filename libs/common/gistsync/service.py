@@ -2,12 +2,15 @@
 
 A service is an async context manager (its lifespan): it starts everything on enter and stops
 it on exit. `run` enters it, waits for SIGTERM or SIGINT, and exits it, so shutdown always
-takes the same path: stop consuming, finish in-flight work, close connections.
+takes the same path: stop consuming, finish in-flight work, close connections. A signal that
+comes while the lifespan is still starting (typically: waiting for a broker that is not there)
+cancels the start-up, whose own clean-up then runs: the process never hangs on its way out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -33,8 +36,26 @@ async def _serve(name: str, lifespan: Callable[[], AbstractAsyncContextManager[o
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with lifespan():
+    context = lifespan()
+    starting = asyncio.ensure_future(context.__aenter__())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopping before start-up finished", extra={"service": name})
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        log.info("stopped")
+        return
+    stopping.cancel()
+    starting.result()  # a start-up that failed fails the process
+    try:
         log.info("started", extra={"service": name})
         await stop.wait()
         log.info("stopping")
+    except BaseException as exc:
+        if not await context.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await context.__aexit__(None, None, None)
     log.info("stopped")

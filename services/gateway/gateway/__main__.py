@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,11 +20,13 @@ from gistsync.settings import load
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     broker = Broker.from_settings(settings, "gateway")
-    await broker.connect()
     runner = GatewayRunner(create_app(settings, BrokerServices(broker, settings)), settings)
     await runner.setup()
+    # The port is served from the start: alive, not ready, and 503 for the broker's work
+    # until the broker is there, however long that takes.
     await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
     try:
+        await broker.connect(retry_for=math.inf)
         yield
     finally:
         await runner.cleanup()  # stops accepting, lets requests finish

@@ -4,6 +4,8 @@ its clients). Never a hang, never a stack trace."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,10 +28,11 @@ from gateway.origin import Hosts, split_names
 from gateway.problems import UPSTREAM_FAILURES, Problem
 from gateway.security import AUTH_FAILURES, KEYS, LIMITER, Keys
 from gateway.services import SERVICES, Services
-from gateway.sessions import REVOCATIONS
+from gateway.sessions import REVOCATIONS, SignOuts
 from gateway.settings import Settings
-from gistsync.errors import RemoteError
+from gistsync.errors import PublishError, RemoteError
 from gistsync.ops import add_ops_routes
+from gistsync.transport.connection import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +98,28 @@ async def stamp(request: web.Request, response: web.StreamResponse) -> None:
 
 
 async def revocation_bus(app: web.Application) -> AsyncIterator[None]:
-    """Sign-outs heard from, and told to, every other running gateway."""
+    """Sign-outs heard from, and told to, every other running gateway: at once when the
+    broker is there, else as soon as it is (the gateway serves meanwhile)."""
     bus = app[REVOCATIONS]
-    await bus.start()
+    starting = asyncio.create_task(_start_when_ready(bus, app[SERVICES]))
+    if app[SERVICES].ready:
+        await asyncio.wait({starting}, timeout=5.0)  # as before: started before serving
     yield
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
     await bus.close()
+
+
+async def _start_when_ready(bus: SignOuts, services: Services) -> None:
+    while True:
+        if services.ready:
+            try:
+                await bus.start()
+                return
+            except (PublishError, *CONNECTION_ERRORS) as exc:  # gone again: wait for it
+                log.debug("sign-out bus not started yet", extra={"error": repr(exc)})
+        await asyncio.sleep(0.5)
 
 
 def create_app(

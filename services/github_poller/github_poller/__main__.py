@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -49,7 +50,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
         lambda: broker.ready and poller.loaded.is_set(),
     )
     try:
-        await broker.connect()
+        await broker.connect(retry_for=math.inf)  # alive, not ready, until the broker is
         handlers = Handlers(
             poller,
             client,

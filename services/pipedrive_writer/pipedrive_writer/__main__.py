@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -78,7 +79,7 @@ async def lifespan(
     )
     refresher: asyncio.Task[None] | None = None
     try:
-        await broker.connect()
+        await broker.connect(retry_for=math.inf)  # alive, not ready, until the broker is
         await broker.consume_broadcast(
             ("event.user_tracked", "event.user_untracked", "event.unseen_changed"),
             writer.on_broadcast,

@@ -1,5 +1,8 @@
-"""One connection to RabbitMQ: connect (retrying with capped backoff), declare the topology,
-open channels, publish with confirms.
+"""One connection to RabbitMQ: connect (retrying with capped backoff, for as long as it
+takes), declare the topology, open channels, publish with confirms.
+
+- A broker that is not there (at start, or lost later) is one WARNING per outage naming its
+  address without credentials, and one INFO when it is back; the tries in between are DEBUG.
 
 - Queues are durable quorum queues; work queues dead-letter into the dead exchange, request
   queues (`*.queries`) do not. Every process declares the whole topology at connect, so a
@@ -13,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -44,6 +49,101 @@ PUBLISHED = Counter(
     "gistsync_messages_published_total", "Messages confirmed by the broker.", ["type"]
 )
 CONNECTED = Gauge("gistsync_broker_connected", "1 while the broker connection is open.")
+CONNECT_FAILURES = Counter(
+    "gistsync_broker_connect_failures_total", "Failed tries to connect to the broker."
+)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def broker_address(url: str) -> str:
+    """`scheme://host:port/vhost` of an AMQP URL: never its user name or password."""
+    parts = urlsplit(url)
+    scheme = parts.scheme or "amqp"
+    port = parts.port or (5671 if scheme == "amqps" else 5672)
+    return f"{scheme}://{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
+
+
+class Outage:
+    """Says once that the broker is gone and once that it is back, whatever the tries."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.since: float | None = None
+        self.tries = 0
+
+    def failed(self, exc: BaseException) -> None:
+        CONNECT_FAILURES.inc()
+        self.tries += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "broker %s not reachable; waiting for it (not ready meanwhile)",
+                self.address,
+                extra={"broker": self.address, "error": repr(exc)},
+            )
+        log.debug("broker not reachable, retrying", extra={"error": repr(exc)})
+
+    def lost(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "lost the broker %s; reconnecting (not ready meanwhile)",
+                self.address,
+                extra={"broker": self.address},
+            )
+
+    def over(self) -> None:
+        if self.since is not None:
+            seconds = round(time.monotonic() - self.since, 1)
+            log.info(
+                "broker %s reachable again after %s s",
+                self.address,
+                seconds,
+                extra={"broker": self.address, "tries": self.tries},
+            )
+        self.since, self.tries = None, 0
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[T]],
+    outage: Outage,
+    *,
+    retry_for: float = math.inf,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`attempt` again and again, with capped backoff, until it succeeds; a connection
+    error is raised only past `retry_for` seconds, which by default never comes."""
+    deadline = clock() + retry_for
+    delay = 0.5
+    while True:
+        try:
+            result = await attempt()
+        except CONNECTION_ERRORS as exc:
+            if clock() + delay > deadline:
+                raise
+            outage.failed(exc)
+            await sleep(delay)
+            delay = capped(delay)
+        else:
+            outage.over()
+            return result
+
+
+class _QuietTries(logging.Filter):
+    """The client libraries log every failed try (aio-pika with the URL, aiormq as an
+    ERROR); `Outage` says it once per outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(
+            ("Connection attempt", "Reconnect attempt", "error when creating transport")
+        )
+
+
+for _library in ("aio_pika.robust_connection", "aiormq.connection"):
+    logging.getLogger(_library).addFilter(_QuietTries())
 
 
 class Connection:
@@ -67,37 +167,47 @@ class Connection:
         self.bus: AbstractExchange | None = None
         self.dead: AbstractExchange | None = None
         self.queues: dict[str, AbstractQueue] = {}  # the shared queues, by their short name
+        self._closing = False
 
-    async def connect(self, *, retry_for: float = 60.0) -> None:
-        """Connect and declare the topology, retrying while the broker is not there yet
-        (or goes away again halfway through: a cut during start-up must not kill us)."""
-        deadline = time.monotonic() + retry_for
-        delay = 0.5
-        while True:
-            connection: AbstractRobustConnection | None = None
-            try:
-                connection = await aio_pika.connect_robust(
-                    self.url, client_properties={"connection_name": self.name}, timeout=10
-                )
-                self.channel = await connection.channel(
-                    publisher_confirms=True, on_return_raises=True
-                )
-                await self.channel.set_qos(prefetch_count=self.prefetch)
-                await self._declare(self.channel)
-                break
-            except CONNECTION_ERRORS as exc:
-                if connection is not None:
-                    with contextlib.suppress(Exception):
-                        await connection.close()
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("broker not reachable, retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(delay)
-                delay = capped(delay)
+    async def connect(self, *, retry_for: float = math.inf, sleep: Sleep = asyncio.sleep) -> None:
+        """Connect and declare the topology, waiting (by default for as long as it takes)
+        while the broker is not there yet, or goes away again halfway through."""
+        outage = Outage(broker_address(self.url))
+        connection = await until_done(self._attempt, outage, retry_for=retry_for, sleep=sleep)
         self.amqp = connection
-        connection.close_callbacks.add(lambda *_: CONNECTED.set(0))
-        connection.reconnect_callbacks.add(lambda *_: CONNECTED.set(1))
+
+        def closed(*_: object) -> None:
+            CONNECTED.set(0)
+            if not self._closing:
+                outage.lost()
+
+        def reconnected(*_: object) -> None:
+            CONNECTED.set(1)
+            outage.over()
+
+        connection.close_callbacks.add(closed)
+        connection.reconnect_callbacks.add(reconnected)
         CONNECTED.set(1)
+
+    async def _attempt(self) -> AbstractRobustConnection:
+        connection: AbstractRobustConnection | None = None
+        try:
+            connection = await aio_pika.connect_robust(
+                self.url, client_properties={"connection_name": self.name}, timeout=10
+            )
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await channel.set_qos(prefetch_count=self.prefetch)
+            await self._declare(channel)
+        except CONNECTION_ERRORS:
+            # Nothing of a half-made connection may be used (publish checks these).
+            self.channel = self.bus = self.dead = None
+            self.queues.clear()
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            raise
+        self.channel = channel
+        return connection
 
     async def _declare(self, channel: AbstractRobustChannel) -> None:
         top = self.topology
@@ -155,6 +265,7 @@ class Connection:
         return channel
 
     async def close(self) -> None:
+        self._closing = True
         if self.amqp is not None:
             await self.amqp.close()
         CONNECTED.set(0)
@@ -217,18 +328,21 @@ class Connection:
         queue: AbstractQueue,
         on_message: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
-        retry_for: float = 60.0,
+        retry_for: float = math.inf,
     ) -> str:
         """`basic.consume`, waiting out a connection that drops between connect and now
         (the robust connection comes back by itself and then restores this consumer)."""
         deadline = time.monotonic() + retry_for
+        tries = 0
         while True:
             try:
                 return await queue.consume(on_message)
             except CONNECTION_ERRORS as exc:
                 if time.monotonic() > deadline:
                     raise
-                log.warning("consume failed, retrying", extra={"error": repr(exc)})
+                tries += 1
+                level = logging.WARNING if tries == 1 else logging.DEBUG
+                log.log(level, "consume failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
                 if self.amqp is not None:
                     with contextlib.suppress(Exception):
