@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from aiormq.abc import FieldValue
 
-from gistsync.broker import Broker, Retry
+from gistsync.broker import Broker, Retry, Topology
 from gistsync.contracts import AnyMessage, Message, PollNow, TrackUser
 from gistsync.deadletters import list_dead_letters, replay_dead_letters
 from gistsync.errors import PermanentError
@@ -317,3 +317,72 @@ async def test_first_seen_is_when_it_was_dead_lettered_when_the_header_says(
     await settle(broker, broker.topology.dead_queue, 1)
     [letter] = await list_dead_letters(broker.url, broker.topology.prefix)
     assert letter.first_seen == "2026-01-02T03:04:05+00:00"
+
+
+async def _declare_limited(
+    channel: aio_pika.abc.AbstractChannel, name: str, ids: list[str]
+) -> None:
+    """A quorum queue with a delivery limit of 3, as RabbitMQ 4 sets 20 on every one."""
+    await channel.declare_queue(
+        name, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 3}
+    )
+    for message_id in ids:
+        message = aio_pika.Message(b"{}", message_id=message_id, headers={"x-dead-reason": "t"})
+        await channel.default_exchange.publish(message, name)
+
+
+async def test_a_hundred_listings_lose_nothing_under_a_delivery_limit(
+    amqp_url: str, prefix: str
+) -> None:
+    top = Topology(prefix)
+    ids = [f"dead-{n}" for n in range(5)]
+    control = f"{top.dead_queue}.control"
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await _declare_limited(channel, top.dead_queue, ids)
+        # The limit is real: reading by get-and-requeue (the channel's closing) loses a
+        # message within a few reads.
+        await _declare_limited(channel, control, ["doomed"])
+        try:
+            for _ in range(6):
+                reader = await connection.channel()
+                queue = await reader.get_queue(control, ensure=False)
+                await queue.get(no_ack=False, fail=False, timeout=5)
+                await reader.close()
+            declared = await channel.declare_queue(control, passive=True)
+            assert declared.declaration_result.message_count == 0
+        finally:
+            await channel.queue_delete(control)
+
+        for _ in range(100):
+            listed = await list_dead_letters(amqp_url, prefix)
+            assert [letter.id for letter in listed] == ids
+        declared = await channel.declare_queue(top.dead_queue, passive=True)
+        assert declared.declaration_result.message_count == len(ids)
+
+
+async def test_a_copy_left_twice_is_listed_once_and_replayed_once(brokers: BrokerFactory) -> None:
+    broker = brokers("github_poller")
+    await broker.connect()
+    poll = PollNow()
+    headers: dict[str, FieldValue] = {
+        "x-dead-reason": "by hand",
+        "x-dead-routing-key": "command.poll_now",
+    }
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        dead = await channel.get_exchange(broker.topology.dead_exchange)
+        for _ in range(2):  # as a put-back cut between its confirm and its ack leaves it
+            body = poll.model_dump_json().encode()
+            await dead.publish(
+                aio_pika.Message(body, message_id=poll.message_id, headers=headers), ""
+            )
+    await settle(broker, broker.topology.dead_queue, 2)
+    assert [d.id for d in await list_dead_letters(broker.url, broker.topology.prefix)] == [
+        poll.message_id
+    ]
+    report = await replay_dead_letters(broker.url, broker.topology.prefix, [poll.message_id])
+    assert report.replayed == [poll.message_id] and not report.failed
+    await settle(broker, broker.topology.dead_queue, 0)

@@ -8,6 +8,8 @@ The broker and the names come from `AMQP_URL` and `AMQP_PREFIX`, as for the serv
 
 `list` reads every message of `{AMQP_PREFIX}.dead_letters` without removing any: id, type, the
 queue it died in, when it was dead-lettered (or, when unknown, when it was sent) and why.
+Reading never costs a dead letter, on any RabbitMQ version and whatever the queue's delivery
+limit: see `DeadLetterQueue.put_back`.
 `replay` publishes each chosen message again to the bus under its original routing key
 (persistent, mandatory, confirmed) and only then acks it off the dead-letter queue, so a
 message is never in neither place. A replayed message that fails again is dead-lettered again.
@@ -186,9 +188,29 @@ def replay_copy(message: AbstractIncomingMessage, previous: int) -> aio_pika.Mes
 # --- talking to the broker -------------------------------------------------------------------
 
 
+def kept_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """The dead letter as it is, for the dead-letter queue again: every header of its death
+    kept, only the broker's delivery count dropped (it starts again from nothing)."""
+    headers = {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
 class DeadLetterQueue:
-    """One connection; messages taken with basic.get stay unacked until acked here or until
-    the channel closes, which puts them back: listing removes nothing."""
+    """One connection; messages taken with basic.get stay held (unacked) until replayed or,
+    on the way out, put back by `put_back`: listing removes nothing."""
 
     def __init__(self, url: str, prefix: str, *, timeout: float = 10.0) -> None:
         self.url = url
@@ -196,6 +218,7 @@ class DeadLetterQueue:
         self.timeout = timeout
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._held: list[AbstractIncomingMessage] = []
 
     async def __aenter__(self) -> DeadLetterQueue:
         try:
@@ -207,9 +230,45 @@ class DeadLetterQueue:
             raise BrokerUnavailable(f"cannot reach the broker: {exc!r}") from exc
         return self
 
-    async def __aexit__(self, *_: object) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+    async def __aexit__(self, error: type[BaseException] | None, *_: object) -> None:
+        try:
+            if error is None and self._held:
+                await self.put_back()
+        finally:
+            # Whatever is still held (a failure midway) goes back by the channel's closing.
+            if self._connection is not None:
+                await self._connection.close()
+
+    async def put_back(self) -> None:
+        """Every held message back at the tail as a fresh copy, confirmed, and only then
+        the original acked, in the order they were read.
+
+        Why not simply let the channel's closing requeue them: a quorum queue counts every
+        return as a delivery, and drops (or, with no dead-letter exchange of its own, loses)
+        a message past its delivery limit: 20 by default from RabbitMQ 4.0, whatever
+        `x-delivery-limit` the queue was declared with before. Twenty listings would then
+        destroy what they list. A copy starts with no delivery count, and changes no queue
+        argument, so existing queues need no migration (a re-declare with new arguments is
+        refused with PRECONDITION_FAILED). The worst a failure midway can do is leave a
+        message twice (its copy confirmed, the original not yet acked): never none. Listing
+        shows such a pair once, and replay acks the second after replaying the first."""
+        assert self._channel is not None
+        exchange = self._channel.default_exchange
+        for message in self._held:
+            try:
+                confirm = await exchange.publish(
+                    kept_copy(message),
+                    self.topology.dead_queue,
+                    mandatory=True,
+                    timeout=self.timeout,
+                )
+            except (TimeoutError, aiormq.exceptions.AMQPError, RuntimeError) as exc:
+                raise BrokerUnavailable(f"could not put {message_id(message)} back") from exc
+            if not isinstance(confirm, Basic.Ack):
+                raise BrokerUnavailable(f"the broker refused {message_id(message)} back")
+        for message in self._held:
+            await message.ack()
+        self._held.clear()
 
     async def _queue(self) -> AbstractQueue | None:
         assert self._connection is not None
@@ -236,6 +295,7 @@ class DeadLetterQueue:
             if message is None:
                 return taken
             taken.append(message)
+            self._held.append(message)
 
     async def replay(self, message: AbstractIncomingMessage) -> str | None:
         """Republish, confirmed, then ack; None when done, else why not (left in place)."""
@@ -253,13 +313,19 @@ class DeadLetterQueue:
             raise BrokerUnavailable(f"replay of {message_id(message)} not confirmed") from exc
         if not isinstance(confirm, Basic.Ack):
             return f"the broker refused it ({confirm!r})"
-        await message.ack()
+        await self.drop(message)
         return None
+
+    async def drop(self, message: AbstractIncomingMessage) -> None:
+        """Off the queue for good: replayed, or a second copy of one replayed."""
+        await message.ack()
+        self._held.remove(message)
 
 
 async def list_dead_letters(url: str, prefix: str) -> list[DeadLetter]:
     async with DeadLetterQueue(url, prefix) as dlq:
-        return [describe(message) for message in await dlq.take_all()]
+        letters = {message_id(m): describe(m) for m in reversed(await dlq.take_all())}
+    return list(reversed(letters.values()))  # oldest first, a copy left twice shown once
 
 
 async def replay_dead_letters(url: str, prefix: str, ids: Iterable[str] | None) -> ReplayReport:
@@ -272,11 +338,15 @@ async def replay_dead_letters(url: str, prefix: str, ids: Iterable[str] | None) 
         found = {message_id(m) for m in chosen}
         report.unknown = [i for i in wanted or () if i not in found]
         for message in chosen:
+            if message_id(message) in report.replayed:
+                await dlq.drop(message)  # a second copy (see `put_back`): replayed already
+                continue
             problem = await dlq.replay(message)
             if problem is None:
                 report.replayed.append(message_id(message))
+                report.failed.pop(message_id(message), None)
             else:
-                report.failed[message_id(message)] = problem
+                report.failed.setdefault(message_id(message), problem)
     return report
 
 
