@@ -1,7 +1,9 @@
 """Runs the whole suite locally as real processes: `make run`, and the end-to-end tests.
 
 With no API tokens in the environment it starts the simulators too and points the services
-at them, and says so loudly.
+at them, and says so loudly. `make run` supervises: a process that exits is started again
+after a backoff (said in one line, with the tail of its log), the others, the simulators and
+their data included, carry on; Ctrl-C (SIGINT) or SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -173,6 +175,63 @@ BANNER = """
 """
 
 
+# Backoff between restarts of one process: doubles from the first to the cap, and starts
+# over once the process has stayed up for a while.
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+STAYED_UP_SECONDS = 60.0
+
+
+@dataclass
+class Supervisor:
+    """Keeps every process of a suite running until told to stop."""
+
+    suite: Suite
+    delays: dict[str, float] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)  # when each exited one restarts
+    started_at: dict[str, float] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        process = self.suite.start(name, wait=False)
+        self.started_at[name] = time.monotonic()
+        print(f"started {name} (pid {process.popen.pid}, log: {process.log})", flush=True)
+
+    def check(self) -> None:
+        """Notice what exited, restart what is due."""
+        now = time.monotonic()
+        for name, process in list(self.suite.processes.items()):
+            if name in self.due:
+                if now >= self.due[name]:
+                    del self.due[name]
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    self.start(name)
+                continue
+            code = process.popen.poll()
+            if code is None:
+                continue
+            if now - self.started_at.get(name, now) >= STAYED_UP_SECONDS:
+                self.delays.pop(name, None)
+            delay = self.delays.get(name, RESTART_FIRST_SECONDS)
+            self.delays[name] = min(delay * 2, RESTART_MAX_SECONDS)
+            self.due[name] = now + delay
+            tail = self.suite.tail(name, 5)
+            print(
+                f"{name} exited (code {code}); restarting it in {delay:g} s. "
+                f"Last lines of {process.log}:\n{tail}",
+                flush=True,
+            )
+
+    def ready(self) -> bool:
+        for process in self.suite.processes.values():
+            try:
+                if httpx.get(process.ready_url, timeout=1).status_code != 200:
+                    return False
+            except httpx.HTTPError:
+                return False
+        return True
+
+
 def main() -> None:
     env = dict(os.environ)
     sandboxed = not (env.get("API_TOKEN_GITHUB") and env.get("API_TOKEN_PIPEDRIVE"))
@@ -183,6 +242,7 @@ def main() -> None:
             int(env.get("SANDBOX_PIPEDRIVE_PORT", "9002")),
         )
     suite = Suite(env, Path(env.get("GISTSYNC_LOG_DIR", ".run")))
+    supervisor = Supervisor(suite)
     stop = False
 
     def on_signal(*_: object) -> None:
@@ -191,29 +251,36 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    gateway_port = env.get("GATEWAY_PORT", "8080")
     try:
+        # Nothing here waits for a process: a broker that is late must not block Ctrl-C.
         for name in (("sandbox",) if sandboxed else ()) + SERVICES:
-            suite.start(name)
-            print(f"started {name} (log: {suite.processes[name].log})", flush=True)
-        gateway_port = env.get("GATEWAY_PORT", "8080")
-        if sandboxed:
-            print(
-                BANNER.format(
-                    gh=env["SANDBOX_GITHUB_PORT"],
-                    pd=env["SANDBOX_PIPEDRIVE_PORT"],
-                    gw=gateway_port,
-                ),
-                flush=True,
-            )
-        print(f"gistsync is up on http://localhost:{gateway_port}; Ctrl-C stops it.", flush=True)
+            supervisor.start(name)
+        announced = False
+        waiting_since = time.monotonic()
         while not stop:
-            for process in suite.processes.values():
-                if not process.running:
-                    print(f"{process.name} exited:\n{suite.tail(process.name)}", flush=True)
-                    stop = True
+            supervisor.check()
+            if not announced and supervisor.ready():
+                announced = True
+                if sandboxed:
+                    banner = BANNER.format(
+                        gh=env["SANDBOX_GITHUB_PORT"],
+                        pd=env["SANDBOX_PIPEDRIVE_PORT"],
+                        gw=gateway_port,
+                    )
+                    print(banner, flush=True)
+                print(
+                    f"gistsync is up on http://localhost:{gateway_port}; Ctrl-C stops it.",
+                    flush=True,
+                )
+            elif not announced and time.monotonic() - waiting_since > 30:
+                waiting_since = time.monotonic()
+                print("not ready yet (is the broker up?); see the logs, still waiting", flush=True)
             time.sleep(0.5)
     finally:
+        print("stopping every process", flush=True)
         suite.stop_all()
+        print("stopped", flush=True)
 
 
 if __name__ == "__main__":
