@@ -177,3 +177,19 @@ async def test_an_edited_gist_patches_its_subject_once(harness: Harness) -> None
     [activity] = harness.state()["activities"]
     assert activity["subject"] == "A better title"
     assert parse_note(activity["note"]) is not None
+
+
+async def test_a_gist_deleted_on_github_marks_its_activity_once(harness: Harness) -> None:
+    writer = await harness.start()
+    await harness.send(TrackUser(login="alice"), discovered(1))
+    harness.reset_stats()
+
+    await writer.gist_deleted("Alice", "alice0001")
+    await writer.gist_deleted("alice", "alice0001")  # again: nothing
+    await writer.gist_deleted("alice", "alice0009")  # never known: nothing
+
+    assert harness.requests() == {"PATCH /activities/{id}": {"200": 1}}
+    [activity] = harness.state()["activities"]
+    assert activity["subject"] == "[deleted on GitHub] Gist number 1 <b>of</b> alice"
+    note = parse_note(activity["note"])
+    assert note is not None and note.gist_id == "alice0001"

@@ -43,7 +43,14 @@ from gistsync.contracts import (
 )
 from gistsync.errors import PermanentError
 from pipedrive_writer import metrics
-from pipedrive_writer.notes import activity_body, format_note, subject
+from pipedrive_writer.notes import (
+    DELETED_PREFIX,
+    SUBJECT_MAX,
+    activity_body,
+    cut,
+    format_note,
+    subject,
+)
 from pipedrive_writer.pipedrive import (
     Json,
     PipedriveNotFound,
@@ -209,6 +216,26 @@ class Writer(Reconciler):
         cached.title = title
         cached.files = gist.files
         await self._unseen_changed(user)
+
+    # --- event.gist_deleted --------------------------------------------------------------
+
+    async def gist_deleted(self, login: str, gist_id: str) -> None:
+        """The gist is gone from GitHub: its activity stays (its history, its note still
+        parseable) and its subject says so, once: `[deleted on GitHub] {title}`."""
+        key = login_key(login)
+        async with self._lock(key):
+            user = await self._user(login)
+            if user is None:
+                log.info("gist.deleted for a user not tracked", extra={"login": login})
+                return
+            cached = user.gists.get(gist_id)
+            if cached is None or cached.title.startswith(DELETED_PREFIX):
+                return
+            title = cut(DELETED_PREFIX + cached.title, SUBJECT_MAX)
+            await self._repair(user)
+            cached = user.gists[gist_id]
+            await self.client.update_activity(cached.activity_id, {"subject": title})
+            cached.title = title
 
     # --- command.mark_seen ---------------------------------------------------------------
 

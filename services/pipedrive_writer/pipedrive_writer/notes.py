@@ -43,6 +43,8 @@ ACTIVITY_TYPE = "task"
 # characters (grapheme clusters), so an emoji sequence or an accent is never split.
 SUBJECT_MAX = 255
 ELLIPSIS = "…"
+# A gist deleted on GitHub keeps its activity, its subject marked with this.
+DELETED_PREFIX = "[deleted on GitHub] "
 
 
 @dataclass(frozen=True)
