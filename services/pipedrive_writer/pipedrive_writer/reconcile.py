@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 
 from gistsync.contracts import Gist, UserTracked, UserUntracked, login_key, utcnow
 from pipedrive_writer import metrics
@@ -85,13 +86,14 @@ class Reconciler(Reader):
             return
         async with self._load_lock:
             since = self.mark
+            started = time.monotonic()
             org_id = await self._check_org(org_id)
             deals = await self.client.list_deals(org_id, status=None, updated_since=since)
             deleted = await self.client.list_deals(org_id, status="deleted", updated_since=since)
             activities = await self.client.list_all_activities(updated_since=since)
             self._saw(deals, deleted, activities)
             for deal in [*deals, *deleted]:
-                await self._deal_changed(deal)
+                await self._deal_changed(deal, started)
             changed: dict[str, UserRecord] = {}
             by_deal = {user.deal_id: user for user in self.cache.users.values()}
             for activity in activities:
@@ -124,7 +126,7 @@ class Reconciler(Reader):
             await self.client.update_organization(org_id, {"name": self.org_name})
         return org_id
 
-    async def _deal_changed(self, deal: Record) -> None:
+    async def _deal_changed(self, deal: Record, started: float) -> None:
         login = deal_login(deal.get("title"))
         if login is None:
             return
@@ -132,6 +134,10 @@ class Reconciler(Reader):
         deleted = bool(deal.get("is_deleted")) or deal.get("status") == "deleted"
         async with self._lock(key):
             user = self.cache.users.get(key)
+            if (user is not None and user.synced_at > started) or (
+                user is None and key in self._untracked
+            ):
+                return  # tracked or untracked here since the read: newer than what it says
             if user is not None and user.deal_id == int(deal["id"]):
                 if deleted:
                     if not user.deal_gone:
@@ -169,6 +175,8 @@ class Reconciler(Reader):
         if gist is None:
             return False
         cached = user.gists.get(gist.id)
+        if cached is not None and cached.done:
+            gist.done = True  # marked seen here meanwhile: a read from before cannot undo it
         if cached is None or cached.activity_id == activity_id:
             user.gists[gist.id] = gist  # done or renamed by hand, or added elsewhere
             user.orphans.pop(gist.id, None)
