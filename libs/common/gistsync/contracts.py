@@ -21,8 +21,10 @@ from gistsync.errors import InvalidMessage as InvalidMessage
 
 SCHEMA_VERSION: Literal[1] = 1
 
-# GitHub's rule: alphanumerics and single hyphens, not at either end, at most 39 characters.
-LOGIN_REGEX = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
+# What GitHub serves: 1 to 39 letters, digits or hyphens. Its sign-up rule (no leading,
+# trailing or doubled hyphen) is newer than some accounts (`gil--`, `foo-`, `a--b`), so only
+# the characters and the length are checked here; GitHub's 404 decides the rest.
+LOGIN_REGEX = r"[A-Za-z0-9-]{1,39}"
 LOGIN_PATTERN = re.compile(rf"^{LOGIN_REGEX}$")
 # A gist id as GitHub makes them (hex today, alphanumerics allowed), unanchored.
 GIST_ID_REGEX = r"[A-Za-z0-9]{1,64}"
@@ -31,8 +33,7 @@ GIST_ID_REGEX = r"[A-Za-z0-9]{1,64}"
 def check_login(value: str) -> str:
     if not LOGIN_PATTERN.fullmatch(value):
         raise ValueError(
-            "a GitHub login has 1 to 39 letters, digits or single hyphens, "
-            "and does not start or end with a hyphen"
+            "a GitHub login has 1 to 39 characters, each a letter (A-Z, a-z), a digit or a hyphen"
         )
     return value
 
@@ -157,6 +158,15 @@ class GistDiscovered(Message):
     discovered_at: datetime = Field(default_factory=utcnow)
 
 
+class GistDeleted(Message):
+    """A tracked user's gist is gone from GitHub (missing from a full read of their list)."""
+
+    type: Literal["event.gist_deleted"] = "event.gist_deleted"
+    login: Login
+    gist_id: GistId
+    deleted_at: datetime = Field(default_factory=utcnow)
+
+
 class UnseenChanged(Message):
     """A user's count of unseen gists changed; keeps every writer's list of users current."""
 
@@ -241,6 +251,7 @@ AnyMessage = Annotated[
     | UserTracked
     | UserUntracked
     | GistDiscovered
+    | GistDeleted
     | UnseenChanged
     | UserExistsQuery
     | TrackedUsersQuery

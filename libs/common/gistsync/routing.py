@@ -18,6 +18,7 @@ PARTITIONED: dict[str, tuple[str, ...]] = {
         "command.untrack_user",
         "command.mark_seen",
         "event.gist_discovered",
+        "event.gist_deleted",
         "query.gists",
         "query.user_status",
     ),
