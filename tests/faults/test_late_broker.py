@@ -8,17 +8,22 @@ all is proven on a fake clock in `tests/common/test_service.py`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from gistsync.broker import Broker
+from gistsync.contracts import PollNow
 from sandbox.launch import SERVICES, Suite
 from tests.conftest import need
 from tests.faults.harness import add_gists, metric, suite_env, track, wait_converged
 from tests.faults.node import RabbitNode, server_script
-from tests.waiting import wait_for
+from tests.suite import new_prefix
+from tests.waiting import eventually, wait_for
 
 WAITING = "not reachable; waiting for it"
 FAILED_TRIES = 4  # each service's tries before the node starts: 0.5+1+2+4 s of backoff
@@ -36,6 +41,10 @@ def late_node(tmp_path: Path) -> Iterator[RabbitNode]:
         yield node
     finally:
         node.kill()
+
+
+def metric_value(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def status(url: str) -> int:
@@ -97,3 +106,37 @@ def test_services_wait_for_a_late_broker_then_work(late_node: RabbitNode, tmp_pa
         suite.stop_all()
         for name in suite.processes:
             print(f"--- {name} log (tail) ---\n{suite.tail(name, 15)}")
+
+
+async def test_a_broker_lost_later_is_one_warning_and_comes_back(
+    late_node: RabbitNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "gistsync.transport.connection")
+
+    def back() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if str(r.msg).startswith("broker %s reachable again")]
+
+    late_node.start()
+    broker = Broker(late_node.url, prefix=new_prefix("lost"), service="lost")
+    await broker.connect()
+    try:
+        late_node.kill()
+        await eventually(lambda: not broker.ready, 30, "the loss noticed")
+        await eventually(
+            lambda: metric_value("gistsync_broker_connected") == 0, 30, "the gauge down"
+        )
+        late_node.start()
+        await eventually(lambda: broker.ready, 90, "reconnected")
+        await eventually(lambda: len(back()) == 1, 30, "said it is back")
+        await broker.publish(PollNow())
+    finally:
+        await broker.close(grace=1)
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    ours = [r.getMessage() for r in loud if r.name == "gistsync.transport.connection"]
+    address = f"amqp://127.0.0.1:{late_node.port}/"
+    assert ours == [f"lost the broker {address}; reconnecting (not ready meanwhile)"]
+    # The client libraries' one line per failed reconnect try is gone (their own one-off
+    # lines about the lost connection itself remain).
+    tries = ("Connection attempt", "Reconnect attempt", "error when creating transport")
+    assert not [r for r in caplog.records if str(r.msg).startswith(tries)]
+    assert len(back()) == 1

@@ -137,7 +137,7 @@ class _QuietTries(logging.Filter):
     ERROR); `Outage` says it once per outage instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(
+        return not str(record.msg).startswith(  # the format: its arguments may not print
             ("Connection attempt", "Reconnect attempt", "error when creating transport")
         )
 
