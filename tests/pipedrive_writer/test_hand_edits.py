@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gistsync.contracts import (
+    GistDeleted,
     GistsQuery,
     GistsReply,
     MarkGistsSeen,
@@ -180,13 +181,15 @@ async def test_an_edited_gist_patches_its_subject_once(harness: Harness) -> None
 
 
 async def test_a_gist_deleted_on_github_marks_its_activity_once(harness: Harness) -> None:
-    writer = await harness.start()
+    await harness.start()
     await harness.send(TrackUser(login="alice"), discovered(1))
     harness.reset_stats()
 
-    await writer.gist_deleted("Alice", "alice0001")
-    await writer.gist_deleted("alice", "alice0001")  # again: nothing
-    await writer.gist_deleted("alice", "alice0009")  # never known: nothing
+    await harness.send(
+        GistDeleted(login="Alice", gist_id="alice0001"),
+        GistDeleted(login="alice", gist_id="alice0001"),  # again: nothing
+        GistDeleted(login="alice", gist_id="alice0009"),  # never known: nothing
+    )
 
     assert harness.requests() == {"PATCH /activities/{id}": {"200": 1}}
     [activity] = harness.state()["activities"]

@@ -24,6 +24,7 @@ from typing import Any
 from gistsync.contracts import (
     AnyMessage,
     Gist,
+    GistDeleted,
     GistDiscovered,
     GistsQuery,
     GistsReply,
@@ -80,6 +81,8 @@ class Writer(Reconciler):
                 await self.untrack_user(message)
             case GistDiscovered():
                 await self.gist_discovered(message)
+            case GistDeleted():
+                await self.gist_deleted(message.login, message.gist_id)
             case MarkGistsSeen():
                 await self.mark_seen(message)
             case TrackedUsersQuery():
