@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -163,7 +164,7 @@ async def test_permanent_error_is_dead_lettered_at_once(brokers: BrokerFactory) 
             "unsupported schema version 7",
         ),
         (
-            b'{"type": "command.track_user", "version": 1, "login": "-bad-"}',
+            b'{"type": "command.track_user", "version": 1, "login": "not a login!"}',
             "invalid command.track_user: login",
         ),
     ],
@@ -290,6 +291,8 @@ async def test_connect_waits_for_a_broker_that_comes_up_late(
         prefix=prefix,
         service="late",
     )
+    # Each failed try is a DEBUG line (an outage is one WARNING): count the tries there.
+    caplog.set_level(logging.DEBUG, "gistsync.transport.connection")
     connecting = asyncio.create_task(broker.connect(retry_for=30))
 
     def tries() -> int:

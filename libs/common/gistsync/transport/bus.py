@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from contextlib import AbstractAsyncContextManager
 
@@ -54,7 +55,7 @@ class Transport:
     def ready(self) -> bool:
         return self.connection.ready
 
-    async def connect(self, *, retry_for: float = 60.0) -> None:
+    async def connect(self, *, retry_for: float = math.inf) -> None:
         await self.connection.connect(retry_for=retry_for)
 
     async def close(self, *, grace: float = 10.0) -> None:
