@@ -128,7 +128,10 @@ def handled(queue: str) -> float:
 
 
 def events_published() -> float:
-    return metric("gistsync_messages_published_total", type="event.gist_discovered")
+    return sum(
+        metric("gistsync_messages_published_total", type=kind)
+        for kind in ("event.gist_discovered", "event.gist_deleted")
+    )
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 
 from gistsync.contracts import (
     GistDiscovered,
+    Message,
     PollNow,
     PollReport,
     UserExistsQuery,
@@ -21,8 +22,12 @@ from gistsync.contracts import (
 from gistsync.errors import RemoteError
 from gistsync.transport.topology import partition_of
 from github_poller.__main__ import lifespan
+from github_poller.handlers import Handlers
+from github_poller.poller import Poller
+from github_poller.schedule import Schedule
+from sandbox.testing import Sandbox
 from tests.conftest import PARTITIONS
-from tests.github_poller.conftest import Settled, World, handled, status
+from tests.github_poller.conftest import ClientFactory, Settled, World, handled, status
 from tests.waiting import eventually
 
 
@@ -190,3 +195,36 @@ def retries(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 async def ready(ops: str) -> bool:
     return await status(f"{ops}/readyz") == 200
+
+
+async def test_an_unknown_login_is_asked_of_github_once_until_its_entry_expires(
+    sandbox: Sandbox, clients: ClientFactory
+) -> None:
+    now = [1000.0]
+    client, _ = clients()
+    schedule = Schedule(interval=3600, rate=200, max_in_flight=8, failure_backoff_max=60)
+    poller = Poller(client, publish_nothing, schedule)
+    handlers = Handlers(poller, client, query_wait=5, unknown_user_ttl=300, clock=lambda: now[0])
+    sandbox.github.stats.reset()
+    for attempt in range(60):
+        login = "gil--" if attempt % 2 else "GIL--"  # one user, whatever the case
+        reply = await handlers.user_exists(UserExistsQuery(login=login))
+        assert (reply.exists, reply.login) == (False, None)
+        now[0] += 1  # a minute of tries, well within the 300 s
+    assert sandbox.github.stats.snapshot(with_tokens=False)["requests"] == {
+        "GET /users/{username}": {"404": 1}
+    }
+
+    sandbox.github.add_user("gil--")  # created on GitHub meanwhile: a grandfathered login
+    reply = await handlers.user_exists(UserExistsQuery(login="gil--"))
+    assert reply.exists is False  # still remembered as unknown
+    now[0] += 300
+    reply = await handlers.user_exists(UserExistsQuery(login="gil--"))
+    assert (reply.exists, reply.login) == (True, "gil--")
+    assert sandbox.github.stats.snapshot(with_tokens=False)["requests"] == {
+        "GET /users/{username}": {"404": 1, "200": 1}
+    }
+
+
+async def publish_nothing(message: Message) -> None:
+    raise AssertionError(f"nothing is published here: {message!r}")

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from gistsync.broker import Broker, Retry
-from gistsync.contracts import AnyMessage, GistDiscovered, Message
+from gistsync.contracts import AnyMessage, GistDeleted, GistDiscovered, Message
 from gistsync.errors import PublishError
+from github_poller.github import GitHubClient
 from github_poller.poller import Poller
 from github_poller.schedule import Schedule
 from sandbox.testing import Sandbox
@@ -29,7 +30,9 @@ class Harness:
     poller: Poller
     recorder: Recorder
     broker: Broker
+    client: GitHubClient
     events: list[GistDiscovered] = field(default_factory=list)
+    deleted: list[GistDeleted] = field(default_factory=list)
     # Every event confirmed since this harness started must be handled.
     settled: Settled = field(default_factory=Settled)
 
@@ -89,11 +92,13 @@ async def harness(
             interval=interval, rate=rate, max_in_flight=max_in_flight, failure_backoff_max=60.0
         )
         poller = Poller(client, publish(broker) if publish else broker.publish, schedule)
-        harness = Harness(sandbox, poller, recorder, broker)
+        harness = Harness(sandbox, poller, recorder, broker, client)
 
         async def collect(message: AnyMessage) -> Message | None:
             if isinstance(message, GistDiscovered):
                 harness.events.append(message)
+            if isinstance(message, GistDeleted):
+                harness.deleted.append(message)
             return None
 
         await writer.consume_partitions("pipedrive_writer", collect, retry=Retry(3, 0.01, 0.02))
@@ -192,7 +197,7 @@ async def test_a_rate_limit_pauses_the_whole_loop(harness: Make) -> None:
     assert len({e.request.url.path for e in later}) == 5  # and polling went on
 
 
-async def test_250_gists_once_each_edits_are_not_new_a_new_gist_is(harness: Make) -> None:
+async def test_250_gists_once_each_edits_follow_page_1_a_new_gist_is_new(harness: Make) -> None:
     h = await harness()
     made = h.sandbox.github.add_gists_bulk("bob", 250)
     h.poller.track("bob")
@@ -202,21 +207,25 @@ async def test_250_gists_once_each_edits_are_not_new_a_new_gist_is(harness: Make
     assert {event.login for event in h.events} == {"bob"}
     assert h.stats() == {GISTS: {"200": 3}}
 
-    # Newest first: made[-1] is on page 1, made[7] on page 3.
+    # Newest first: made[-1] is on page 1, made[7] on page 3. An edit beyond page 1 leaves
+    # page 1's ETag as it was: it is seen at the next full read.
     h.sandbox.github.update_gist(made[7].id, description="edited", set_description=True)
     assert await h.poller.poll_now() == (1, 0)
     assert h.stats() == {GISTS: {"200": 3, "304": 1}}  # page 1 is unchanged
     h.sandbox.github.update_gist(made[-1].id, description="edited", set_description=True)
-    assert await h.poller.poll_now() == (1, 0)
-    assert h.stats() == {GISTS: {"200": 6, "304": 1}}  # page 1 changed: all read, none new
+    assert await h.poller.poll_now() == (1, 0)  # edits are not new gists
+    assert h.stats() == {GISTS: {"200": 6, "304": 1}}  # page 1 changed: all read
+    edits = await h.wait_events(252)
+    assert {event.gist.id for event in edits[250:]} == {made[7].id, made[-1].id}
+    assert {event.gist.description for event in edits[250:]} == {"edited"}
 
     new = h.sandbox.github.add_gist("bob", {"new.py": "print('new')"}, description="new one")
     assert await h.poller.poll_now() == (1, 1)
-    await h.wait_events(252, timeout=0.5)
-    assert len(h.events) == 251
+    await h.wait_events(254, timeout=0.5)
+    assert len(h.events) == 253  # the new one only: unchanged gists are not published again
     assert h.events[-1].gist.id == new.id
     assert h.events[-1].gist.description == "new one"
-    assert Counter(h.ids()).most_common(1)[0][1] == 1
+    assert h.deleted == []
 
 
 async def test_a_failing_user_never_stops_the_others(harness: Make) -> None:
@@ -299,3 +308,112 @@ async def test_two_hundred_users_share_a_secondary_limit_without_errors(harness:
     # Never faster than the budget: n requests take at least (n - 1) / 180 s.
     later = sent[200:]
     assert later[-1].sent_at - later[0].sent_at >= (len(later) - 1) / 180 * 0.98
+
+
+async def test_edits_and_deletes_follow_github_unchanged_gists_stay_quiet(harness: Make) -> None:
+    h = await harness()
+    keep = h.sandbox.github.add_gist("erin", {"keep.py": "1"}, description="keep")
+    edit = h.sandbox.github.add_gist("erin", {"edit.py": "1"}, description="before")
+    gone = h.sandbox.github.add_gist("erin", {"gone.py": "1"}, description="gone")
+    h.poller.track("erin")
+    await h.wait_events(3)
+
+    h.sandbox.github.update_gist(edit.id, description="after", set_description=True)
+    h.sandbox.github.update_gist(keep.id, files={"keep.py": "2"})  # content only: not shown
+    h.sandbox.github.delete_gist(gone.id)
+    assert await h.poller.poll_now() == (1, 0)
+    await h.wait_events(4)
+    assert len(h.events) == 4
+    assert (h.events[3].gist.id, h.events[3].gist.description) == (edit.id, "after")
+    assert [(d.login, d.gist_id) for d in h.deleted] == [("erin", gone.id)]
+
+    # The file list is part of what is shown: a file added is an edit.
+    h.sandbox.github.update_gist(edit.id, files={"more.md": "# more"})
+    assert await h.poller.poll_now() == (1, 0)
+    await h.wait_events(5)
+    files = {f.filename for f in h.events[4].gist.files}
+    assert (h.events[4].gist.id, files) == (edit.id, {"edit.py", "more.md"})
+
+    # Nothing changed: a 304, nothing published.
+    h.reset_stats()
+    assert await h.poller.poll_now() == (1, 0)
+    assert h.stats() == {GISTS: {"304": 1}}
+    await h.wait_events(6, timeout=0.3)
+    assert (len(h.events), len(h.deleted)) == (5, 1)
+
+
+async def test_a_gist_missing_from_a_paged_read_is_deleted_when_the_next_read_agrees(
+    harness: Make,
+) -> None:
+    h = await harness()
+    made = h.sandbox.github.add_gists_bulk("fay", 150)  # two pages
+    h.poller.track("fay")
+    await h.wait_events(150)
+    h.sandbox.github.delete_gist(made[-1].id)  # page 1 changes: a full read of 2 pages
+    assert await h.poller.poll_now() == (1, 0)
+    await h.wait_events(151, timeout=0.3)
+    assert h.deleted == []  # maybe a shift between pages: not trusted alone
+    h.sandbox.github.add_gist("fay", {"n.py": "1"})  # page 1 changes again
+    assert await h.poller.poll_now() == (1, 1)
+    await until(lambda: len(h.deleted) == 1 and h.settled(), 5.0)
+    assert [d.gist_id for d in h.deleted] == [made[-1].id]
+
+
+async def test_after_a_restart_the_first_read_is_a_baseline(harness: Make) -> None:
+    """A restarted poller knows nothing: its first read publishes each gist once (the writer
+    ignores those it has unchanged, patches those edited meanwhile) and no deletion."""
+    h = await harness()
+    a = h.sandbox.github.add_gist("gus", {"a.py": "1"}, description="a")
+    b = h.sandbox.github.add_gist("gus", {"b.py": "1"}, description="b")
+    h.poller.track("gus")
+    await h.wait_events(2)
+
+    # Down: one edited, one deleted, one made.
+    h.sandbox.github.update_gist(a.id, description="a, edited", set_description=True)
+    h.sandbox.github.delete_gist(b.id)
+    c = h.sandbox.github.add_gist("gus", {"c.py": "1"}, description="c")
+    schedule = Schedule(interval=3600, rate=200, max_in_flight=8, failure_backoff_max=60)
+    restarted = Poller(h.client, h.broker.publish, schedule)
+    restarted.track("gus", at_once=False)
+    h.reset_stats()
+    result = await restarted.poll("gus")
+    assert (result.outcome, result.new_gists, result.conditional) == ("ok", 2, False)
+    assert h.stats() == {GISTS: {"200": 1}}  # no ETag kept: one full read
+    await h.wait_events(4)
+    assert {(e.gist.id, e.gist.description) for e in h.events[2:]} == {
+        (a.id, "a, edited"),
+        (c.id, "c"),
+    }
+    assert h.deleted == []  # nothing was known to be gone
+    assert (await restarted.poll("gus")).outcome == "not_modified"
+    await h.wait_events(5, timeout=0.3)
+    assert len(h.events) == 4
+
+
+async def test_the_first_cycle_stays_under_the_secondary_limit_and_says_what_it_cost(
+    harness: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 120 users loaded at start against 130 points a second: the first cycle is spread at
+    # the budget (120 a second at most, 97 % of it planned), not sent at once.
+    users = 120
+    h = await harness(interval=0.05, rate=120.0, max_in_flight=8)
+    h.sandbox.github.patch_config(
+        {"limits": {"secondary_points_limit": 130, "secondary_window_seconds": 1.0}}
+    )
+    logins = add_users(h.sandbox, users, gists=1)
+    h.sandbox.github.add_gists_bulk("user0", 150)  # user0 has two pages
+    caplog.set_level("INFO", logger="github_poller.poller")
+    for login in logins:
+        h.poller.track(login, at_once=False)
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("first")]
+
+    await eventually(lambda: bool(said()), 20, "the first cycle's line")
+    await h.poller.stop()
+    [line] = said()
+    assert line.startswith(f"first cycle: {users} users, {users + 1} requests, over ")
+    assert metric("gistsync_first_cycle_requests") == users + 1
+    assert not {403, 429} & set(h.recorder.statuses())
+    first = sorted(e.sent_at for e in h.recorder.exchanges)[: users + 1]
+    assert first[-1] - first[0] >= users / 120 * 0.9  # spread, never a burst

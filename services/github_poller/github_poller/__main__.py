@@ -56,6 +56,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[Poller]:
             client,
             query_wait=settings.request_timeout_seconds,
             partitions=settings.partitions,
+            unknown_user_ttl=settings.unknown_user_cache_seconds,
         )
         handover = Handover(
             poller,

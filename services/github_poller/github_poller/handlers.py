@@ -5,7 +5,8 @@
   `event.user_tracked` → poll that user at once, then on schedule;
   `event.user_untracked` → stop polling that user.
 - `command.poll_now` to a partition → poll that partition's users now and report.
-- `github_poller.queries` queue: `query.user_exists` → ask GitHub; `command.poll_now` → poll
+- `github_poller.queries` queue: `query.user_exists` → ask GitHub (a login GitHub said does
+  not exist is answered from memory for `unknown_user_ttl` seconds); `command.poll_now` → poll
   every user this replica tracks now and report `PollReport(users=<users polled>,
   new_gists=<gists those polls published>)`. A failure there raises, and the broker
   answers the requester with an `ErrorReply`.
@@ -13,6 +14,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from gistsync.contracts import (
@@ -24,18 +27,61 @@ from gistsync.contracts import (
     UserExistsReply,
     UserTracked,
     UserUntracked,
+    login_key,
 )
 from gistsync.errors import PermanentError
 from gistsync.transport.topology import partition_of
 from github_poller.github import GitHubClient
 from github_poller.poller import Poller, Request, load_tracked_users
 
+# At most this many unknown logins are remembered: the oldest go first.
+UNKNOWN_USERS_MAX = 10_000
+
+
+class UnknownUsers:
+    """Logins GitHub answered 404 for, each until its entry expires (bounded, oldest out)."""
+
+    def __init__(
+        self, ttl: float, *, clock: Callable[[], float] = time.monotonic, size: int = 10_000
+    ) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._size = size
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, login: str) -> bool:
+        key = login_key(login)
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until <= self._clock():
+            del self._until[key]
+            return False
+        return True
+
+    def add(self, login: str) -> None:
+        if self._ttl <= 0:
+            return
+        key = login_key(login)
+        self._until.pop(key, None)
+        self._until[key] = self._clock() + self._ttl
+        while len(self._until) > self._size:
+            self._until.popitem(last=False)
+
 
 class Handlers:
     def __init__(
-        self, poller: Poller, client: GitHubClient, *, query_wait: float, partitions: int = 1
+        self,
+        poller: Poller,
+        client: GitHubClient,
+        *,
+        query_wait: float,
+        partitions: int = 1,
+        unknown_user_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._poller = poller
+        self._unknown = UnknownUsers(unknown_user_ttl, clock=clock, size=UNKNOWN_USERS_MAX)
         self._client = client
         self._partitions = partitions
         # A rate-limit pause longer than this fails a query at once: its asker gives up
@@ -67,8 +113,11 @@ class Handlers:
         raise PermanentError(f"github_poller does not answer {message.type}")
 
     async def user_exists(self, query: UserExistsQuery) -> UserExistsReply:
+        if query.login in self._unknown:
+            return UserExistsReply(exists=False)
         login = await self._client.user_login(query.login, max_wait=self._query_wait)
         if login is None:
+            self._unknown.add(query.login)
             return UserExistsReply(exists=False)
         return UserExistsReply(exists=True, login=login)
 

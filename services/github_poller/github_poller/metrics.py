@@ -35,6 +35,22 @@ GISTS_DISCOVERED = Counter(
     "gistsync_gists_discovered_total",
     "gist.discovered events published (confirmed by the broker).",
 )
+GISTS_EDITED = Counter(
+    "gistsync_gists_edited_total",
+    "gist.discovered events re-published for a gist edited on GitHub (confirmed).",
+)
+GISTS_DELETED = Counter(
+    "gistsync_gists_deleted_total",
+    "gist.deleted events published for a gist gone from GitHub (confirmed).",
+)
+FIRST_CYCLE_REQUESTS = Gauge(
+    "gistsync_first_cycle_requests",
+    "GitHub requests of the first poll of every user loaded at start.",
+)
+FIRST_CYCLE_SECONDS = Gauge(
+    "gistsync_first_cycle_seconds",
+    "How long the first poll of every user loaded at start took, first start to last end.",
+)
 TRACKED_USERS = Gauge("gistsync_tracked_users", "Users this poller polls.")
 
 for _outcome in ("ok", "not_modified", "failed"):

@@ -1,18 +1,30 @@
-"""The polling loop: the schedule says who is next, the client reads GitHub, new gists are
-published as `gist.discovered`.
+"""The polling loop: the schedule says who is next, the client reads GitHub, what changed is
+published: `gist.discovered` for a gist that is new or edited, `gist.deleted` for one gone.
 
-What is "new" is remembered in memory only, per user: the ids of the gists already published
-(confirmed by the broker). So:
+What the poller remembers, in memory only, per user: page 1's ETag and, per gist id it
+published (confirmed by the broker), a fingerprint of what the writer shows of it (description
+and file list). That is one small entry per gist that exists on GitHub: an untracked user's
+entries go with it, a deleted gist's once its `gist.deleted` is confirmed. Every 200 is a full
+read of the user's list (every page, no `since`), so:
 
-- After a restart the poller publishes every gist it sees again, once; the writer already
-  has them (it deduplicates by gist id) and creates nothing, so nothing is lost or doubled.
-- A gist edited on GitHub keeps its id: it never produces a second event, whatever its new
-  `updated_at` or description.
-- A gist deleted on GitHub produces nothing: its activity stays in Pipedrive, the record
-  that the gist existed.
+- a gist not remembered is published; a remembered one whose fingerprint changed (an edit of
+  its description or files) is published again, same id: the writer patches its activity; an
+  unchanged one is never published again (a content-only edit changes nothing shown);
+- a remembered gist missing from a full read is published as `gist.deleted`. A read of one
+  page cannot miss a gist that exists; across pages it can (a gist deleted while we page
+  shifts the next pages by one), so a gist missing from a read of several pages is deleted
+  only when the next full read misses it too.
 
-A user's ETag (page 1's) is remembered only once every new gist of that read is published, so
-a failed publish means the next poll reads everything again instead of skipping it.
+After a restart the poller remembers nothing, and the rule is: the first full read of a user
+is a baseline. Its gists are published once as `gist.discovered` (the writer creates those
+made while we were down, patches those edited meanwhile, and ignores the rest, which it has
+with the same subject); it publishes no `gist.deleted`, since nothing was known to be gone. A
+gist deleted while the poller was down is therefore not reported (its activity stays, as the
+record that it existed). ETags are not kept across restarts: an ETag without the memory of
+what its read published would answer 304 over gists the writer may never have received.
+
+A user's ETag is remembered only once everything that read found is published, so a failed
+publish means the next poll reads everything again instead of skipping it.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from typing import Literal
 
 from gistsync.contracts import (
     Gist,
+    GistDeleted,
     GistDiscovered,
     Message,
     TrackedUsersQuery,
@@ -45,13 +58,31 @@ Request = Callable[..., Awaitable[object]]
 PollOutcome = Literal["ok", "not_modified", "failed", "rate_limited"]
 
 
+def fingerprint(gist: Gist) -> int:
+    """What the writer shows of a gist, hashed: a change of it is an edit to publish."""
+    return hash((gist.description, gist.files))
+
+
 @dataclass
 class PolledUser:
-    """What the poller remembers of a user: GitHub's ETag of page 1, the gists published."""
+    """What the poller remembers of a user: GitHub's ETag of page 1, the fingerprint of each
+    gist published, and the gists a read of several pages missed (deleted if missed again)."""
 
     login: str
     etag: str | None = None
-    published: set[str] = field(default_factory=set)
+    published: dict[str, int] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    first_read_done: bool = False
+
+
+@dataclass
+class FirstCycle:
+    """The first poll of each user loaded at start: how many requests, over how long."""
+
+    pending: set[str] = field(default_factory=set)
+    users: int = 0
+    requests: int = 0
+    started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,7 @@ class PollResult:
     outcome: PollOutcome
     new_gists: int = 0
     conditional: bool = False  # sent with an ETag
+    requests: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +119,7 @@ class Poller:
         self._polls: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._first_cycle: FirstCycle | None = FirstCycle()
         self.loaded = asyncio.Event()
 
     @property
@@ -100,6 +133,8 @@ class Poller:
         if key in self._users:
             return False
         self._users[key] = PolledUser(login)
+        if self._first_cycle is not None and not at_once:
+            self._first_cycle.pending.add(key)
         self._schedule.add(key, self._clock(), at_once=at_once)
         metrics.TRACKED_USERS.set(len(self._users))
         self._wakeup.set()
@@ -121,6 +156,8 @@ class Poller:
         if self._users.pop(key, None) is None:
             return False
         self._schedule.remove(key)
+        if self._first_cycle is not None:
+            self._first_cycle.pending.discard(key)
         for waiter in self._waiters.pop(key, []):
             if not waiter.future.done():
                 waiter.future.set_result(PollResult("not_modified"))
@@ -185,6 +222,8 @@ class Poller:
                 result.outcome, Outcome.OK
             )
             self._schedule.finished(key, self._clock(), outcome)
+            if result.outcome != "rate_limited":
+                self._note_first_cycle(key, started, result.requests)
             self._wakeup.set()
         if result.conditional and result.outcome in ("ok", "not_modified"):
             # Only conditional reads tell how often polls spend primary budget: a user's
@@ -192,6 +231,27 @@ class Poller:
             self._note_budget(costly=result.outcome == "ok")
         if result.outcome != "rate_limited":  # else it is polled again after the pause
             self._answer_waiters(key, started, result)
+
+    def _note_first_cycle(self, key: str, started: float, requests: int) -> None:
+        """Counts the first poll of each user loaded at start; when the last is done, says
+        what the first cycle cost (the schedule spreads it at the request budget)."""
+        cycle = self._first_cycle
+        if cycle is None or key not in cycle.pending:
+            return
+        cycle.pending.discard(key)
+        cycle.users += 1
+        cycle.requests += requests
+        cycle.started = started if cycle.started is None else min(cycle.started, started)
+        if cycle.pending:
+            return
+        seconds = self._clock() - cycle.started
+        metrics.FIRST_CYCLE_REQUESTS.set(cycle.requests)
+        metrics.FIRST_CYCLE_SECONDS.set(seconds)
+        log.info(
+            f"first cycle: {cycle.users} users, {cycle.requests} requests, over {seconds:.1f} s",
+            extra={"users": cycle.users, "requests": cycle.requests, "seconds": round(seconds, 3)},
+        )
+        self._first_cycle = None
 
     def _note_budget(self, *, costly: bool) -> None:
         self._schedule.observe(costly)
@@ -211,12 +271,14 @@ class Poller:
 
     async def _poll(self, user: PolledUser) -> PollResult:
         conditional = user.etag is not None
-        known = len(user.published)
+        counts = [0]  # new gists published by this poll, even if it fails half-way
+        requests = 1
         try:
             listing = await self._client.list_gists(user.login, user.etag)
             if listing.not_modified:
                 return PollResult("not_modified", conditional=True)
-            await self._publish_new(user, listing.gists)
+            requests = listing.requests
+            await self._publish_changes(user, listing.gists, listing.requests > 1, counts)
         except RateLimited:
             return PollResult("rate_limited")  # the client logged it; the user keeps its turn
         except UserNotFound as exc:
@@ -224,28 +286,57 @@ class Poller:
                 "poll failed: no such user on GitHub",
                 extra={"login": user.login, "error": str(exc)},
             )
-            return PollResult("failed", len(user.published) - known)
+            return PollResult("failed", counts[0], requests=requests)
         except (GitHubError, TransientError) as exc:
             log.warning("poll failed", extra={"login": user.login, "error": str(exc)})
-            return PollResult("failed", len(user.published) - known)
+            return PollResult("failed", counts[0], requests=requests)
         except Exception:
             log.exception("poll failed unexpectedly", extra={"login": user.login})
-            return PollResult("failed", len(user.published) - known)
+            return PollResult("failed", counts[0], requests=requests)
         user.etag = listing.etag
-        return PollResult("ok", len(user.published) - known, conditional)
+        user.first_read_done = True
+        return PollResult("ok", counts[0], conditional, requests)
 
-    async def _publish_new(self, user: PolledUser, gists: tuple[Gist, ...]) -> None:
-        """Publishes the gists not published before, oldest first; each one is remembered
-        once the broker confirmed it."""
-        fresh = {gist.id: gist for gist in gists if gist.id not in user.published}
+    async def _publish_changes(
+        self, user: PolledUser, gists: tuple[Gist, ...], paged: bool, counts: list[int]
+    ) -> None:
+        """Publishes, from a full read, the gists new or edited since the last (oldest
+        first), then the ones gone; each is remembered once the broker confirmed it."""
+        listed = {gist.id: gist for gist in gists}
+        changed = [
+            gist for gist in listed.values() if user.published.get(gist.id) != fingerprint(gist)
+        ]
+        edits = 0
         # GitHub lists newest first, so of gists made in one second the later listed is
         # the older: reversed, then sorted (stable) by time, they come oldest first.
-        for gist in sorted(reversed(fresh.values()), key=lambda gist: gist.created_at):
+        for gist in sorted(reversed(changed), key=lambda gist: gist.created_at):
+            edit = gist.id in user.published
             await self._publish(GistDiscovered(login=user.login, gist=gist))
-            user.published.add(gist.id)
-            metrics.GISTS_DISCOVERED.inc()
-        if fresh:
-            log.info("gists discovered", extra={"login": user.login, "count": len(fresh)})
+            user.published[gist.id] = fingerprint(gist)
+            if edit:
+                edits += 1
+                metrics.GISTS_EDITED.inc()
+            else:
+                counts[0] += 1
+                metrics.GISTS_DISCOVERED.inc()
+        gone = [gist_id for gist_id in user.published if gist_id not in listed]
+        deleted = 0
+        if user.first_read_done:  # a baseline read knows of nothing gone
+            for gist_id in gone:
+                if paged and gist_id not in user.missing:
+                    user.missing.add(gist_id)  # maybe a shift between pages: read again
+                    continue
+                await self._publish(GistDeleted(login=user.login, gist_id=gist_id))
+                del user.published[gist_id]
+                user.missing.discard(gist_id)
+                deleted += 1
+                metrics.GISTS_DELETED.inc()
+        user.missing &= set(gone)
+        if changed or deleted:
+            log.info(
+                "gists changed on GitHub",
+                extra={"login": user.login, "new": counts[0], "edited": edits, "deleted": deleted},
+            )
 
     # --- poll now ------------------------------------------------------------------------
 
