@@ -3,6 +3,10 @@
 The broker is `AMQP_URL` if set, else the local one on 127.0.0.1:5672, else (only where a
 Docker engine exists) a testcontainers RabbitMQ. Under CI=true a missing broker fails the
 tests instead of skipping them.
+
+Every test is marked by what it needs (`NEEDS` from its fixtures, `BY_PATH` from where it
+lives, or by hand), so that `pytest -m "not broker and not browser and not processes and not
+slow"` is the fast tier: no broker, no Chromium, no process started, nothing over ~5 s.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +28,43 @@ __all__ = ["BrokerFactory", "delete_topology", "free_port", "need"]
 
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+TESTS = Path(__file__).parent
+
+# A fixture a test uses (directly or not) → what the test needs.
+NEEDS = {
+    "amqp_url": "broker",
+    "prefix": "broker",
+    "brokers": "broker",
+    "suite": "processes",
+}
+# Where a test lives → what it needs. Whole folders that start the suite, and the tests of
+# other folders that start processes or Chromium without saying so.
+BY_PATH: dict[str, tuple[str, ...]] = {
+    "e2e": ("processes",),
+    "e2e/test_browser.py": ("browser",),
+    "faults": ("processes",),
+    "scale": ("processes",),
+    "monitor/test_live.py": ("processes",),
+}
+
+
+def _needs_by_path(path: Path) -> set[str]:
+    where = path.relative_to(TESTS).as_posix() if TESTS in path.parents else ""
+    return {
+        marker
+        for prefix, markers in BY_PATH.items()
+        if where == prefix or where.startswith(prefix + "/")
+        for marker in markers
+    }
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needs = _needs_by_path(item.path)
+        needs.update(NEEDS[f] for f in getattr(item, "fixturenames", ()) if f in NEEDS)
+        for marker in sorted(needs - {m.name for m in item.iter_markers()}):
+            item.add_marker(marker)
 
 
 def reachable(url: str) -> bool:

@@ -7,16 +7,14 @@
   RabbitMQ, with `broker_peers` answering as the poller and the writer would. For what only
   the real path proves: coalescing, timeouts, remote failures, partitions.
 
-Tests are marked by what they need (`broker` from the fixtures they use, see `NEEDS`), so
-that `pytest -m "not broker and not browser and not processes and not slow"` is the fast
-tier (`slow`: the few in-memory ones that take seconds each).
+Tests are marked by what they need (tests/conftest.py: `broker` from the fixtures they use),
+so the in-memory ones are the fast tier (`slow`: the few that take seconds each).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +28,9 @@ from gateway.limits import RateLimiter
 from gateway.server import GatewayRunner
 from gateway.services import Services
 from gateway.settings import Settings
-from gistsync.broker import Broker, Retry
+from gistsync.broker import Broker
 from gistsync.contracts import AnyMessage, Message
+from gistsync.retry import Retry
 from tests.conftest import PARTITIONS, BrokerFactory
 from tests.gateway.fakes import FakeServices
 
@@ -39,32 +38,6 @@ Answer = Callable[[AnyMessage], Message | None]
 Client = TestClient[web.Request, web.Application]
 StartGateway = Callable[..., Awaitable[Client]]
 API_KEY = "test-api-key-0123456789"
-
-# A fixture a test uses (directly or not) → the marker saying what the test needs. The
-# tests that drive Chromium or start processes say so themselves (`browser`, `processes`).
-NEEDS = {"amqp_url": "broker"}
-MARKERS = {
-    "broker": "needs RabbitMQ (marked from the amqp_url fixture)",
-    "browser": "drives a real Chromium",
-    "processes": "starts the services or the simulators as processes",
-    "slow": "needs no broker, but takes over 5 s (fuzzing, schemathesis, 2,000 connections)",
-}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here not in item.path.parents:
-            continue
-        for fixture in getattr(item, "fixturenames", ()):
-            if fixture in NEEDS:
-                item.add_marker(NEEDS[fixture])
 
 
 class GatewayServer(TestServer):

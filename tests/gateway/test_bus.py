@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from gateway.bus import BrokerServices
 from gateway.services import SERVICES
-from gistsync.broker import Broker, Retry
+from gistsync.broker import Broker
 from gistsync.contracts import (
     AnyMessage,
     GistsQuery,
@@ -30,6 +30,7 @@ from gistsync.contracts import (
     TrackedUsersReply,
 )
 from gistsync.errors import PublishError
+from gistsync.retry import Retry
 from tests.conftest import PARTITIONS, BrokerFactory
 from tests.gateway.conftest import Client, Peers, StartGateway
 from tests.gateway.fakes import World, gist

@@ -125,7 +125,7 @@ class BrokerServices:
             ):
                 reply = await self._request(query, wait)
         except TimeoutError:
-            raise RequestTimeout(f"no answer to {getattr(query, 'type', 'a request')}") from None
+            raise RequestTimeout(f"no answer to {query.type}") from None
         if not isinstance(reply, expect):
             raise RemoteError("unexpected_reply", f"expected {expect.__name__}, got {reply.type}")
         return reply

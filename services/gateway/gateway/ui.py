@@ -31,10 +31,10 @@ from gateway.security import (
     see_other,
 )
 from gateway.sessions import REVOCATIONS
-from gistsync.contracts import GistView, check_login
+from gistsync.contracts import GIST_ID_REGEX, GistView, check_login
 
 log = logging.getLogger(__name__)
-GIST_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+GIST_ID = re.compile(rf"^{GIST_ID_REGEX}$")
 
 
 def frame_of(request: web.Request) -> Frame:
