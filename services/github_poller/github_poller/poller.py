@@ -14,6 +14,8 @@ read of the user's list (every page, no `since`), so:
   page cannot miss a gist that exists; across pages it can (a gist deleted while we page
   shifts the next pages by one), so a gist missing from a read of several pages is deleted
   only when the next full read misses it too.
+- only page 1's ETag is sent (GitHub has no cheaper check of a whole list), so an edit or a
+  delete beyond the newest 100 gists is seen at the next read that page 1 changes.
 
 After a restart the poller remembers nothing, and the rule is: the first full read of a user
 is a baseline. Its gists are published once as `gist.discovered` (the writer creates those
