@@ -35,14 +35,15 @@ from pipedrive_writer.state import (
     CachedGist,
     Record,
     UserRecord,
-    activities_by_deal,
     deal_login,
     deal_title,
     deleted_deals,
+    gist_from_activity,
     gists_from_activities,
     group_deals,
     later,
     pick,
+    pick_gists,
 )
 
 log = logging.getLogger(__name__)
@@ -118,13 +119,12 @@ class Reader:
             org_id = await self._load_org()
             deals: Sequence[Record] = []
             deleted: Sequence[Record] = []
-            activities: Sequence[Record] = []
+            by_deal: dict[int, list[CachedGist]] = {}
             if org_id:
                 deals = await self.client.list_deals(org_id)
                 deleted = await self.client.list_deals(org_id, status="deleted")
-                activities = await self.client.list_all_activities()
-            self._saw(deals, deleted, activities)
-            by_deal = activities_by_deal(activities)
+                by_deal = await self._gists_by_deal({int(d["id"]) for d in (*deals, *deleted)})
+            self._saw(deals, deleted)
             grouped = group_deals(deals)
             for key, (deal, ignored) in grouped.items():
                 self._report("deal", ignored)
@@ -148,11 +148,26 @@ class Reader:
                 extra={"kind": kind, "users": len(self.cache.users), "org_id": org_id},
             )
 
+    async def _gists_by_deal(self, deal_ids: set[int]) -> dict[int, list[CachedGist]]:
+        """The gists of these deals, from every activity of the account, page by page: only
+        what is kept stays in memory (10,000 users hold 20,000 activities)."""
+        by_deal: dict[int, list[CachedGist]] = {}
+        async for page in self.client.pages("getActivities", {}):
+            self._saw(page)
+            for activity in page:
+                deal_id = activity.get("deal_id")
+                if deal_id is None or int(deal_id) not in deal_ids:
+                    continue
+                gist = gist_from_activity(activity)
+                if gist is not None:
+                    by_deal.setdefault(int(deal_id), []).append(gist)
+        return by_deal
+
     def _adopt_deleted(
         self,
         key: str,
         gone: Sequence[Record],
-        by_deal: Mapping[int, Sequence[Record]],
+        by_deal: Mapping[int, Sequence[CachedGist]],
         *,
         open_deal: bool,
     ) -> None:
@@ -166,7 +181,7 @@ class Reader:
             return
         user = self.cache.users[key]
         for deal in gone:
-            gists, _ = gists_from_activities(by_deal.get(int(deal["id"]), []))
+            gists, _ = pick_gists(by_deal.get(int(deal["id"]), []))
             for gist_id, gist in gists.items():
                 if gist_id not in user.gists:
                     user.orphans.setdefault(gist_id, gist)
@@ -215,8 +230,8 @@ class Reader:
         await self._reload_gists(user)
         return user
 
-    def _user_from(self, deal: Record, activities: Iterable[Record]) -> UserRecord:
-        """The user a deal stands for, with the given activities (the deal's), cached."""
+    def _user_from(self, deal: Record, found: Iterable[CachedGist]) -> UserRecord:
+        """The user a deal stands for, with the given gists (the deal's), cached."""
         login = deal_login(deal.get("title"))
         assert login is not None
         user = UserRecord(
@@ -225,7 +240,7 @@ class Reader:
             person_id=linked_id(deal, "person_id", "person"),
             org_id=linked_id(deal, "org_id", "organization") or self.cache.org_id,
         )
-        gists, ignored = gists_from_activities(activities)
+        gists, ignored = pick_gists(found)
         self._report_gists(ignored)
         user.gists = gists
         user.synced_at = time.monotonic()

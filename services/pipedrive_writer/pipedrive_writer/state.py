@@ -83,16 +83,6 @@ def deleted_deals(deals: Iterable[Record]) -> dict[str, list[Record]]:
     return by_key
 
 
-def activities_by_deal(activities: Iterable[Record]) -> dict[int, list[Record]]:
-    """An org-wide activity listing split per deal (activities on no deal are not ours)."""
-    by_deal: dict[int, list[Record]] = {}
-    for activity in activities:
-        deal_id = activity.get("deal_id")
-        if deal_id is not None:
-            by_deal.setdefault(int(deal_id), []).append(activity)
-    return by_deal
-
-
 def _moment(value: Any) -> datetime | None:
     try:
         return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
@@ -165,12 +155,13 @@ def gists_from_activities(
     activities: Iterable[Record],
 ) -> tuple[dict[str, CachedGist], list[CachedGist]]:
     """Gist id → its activity (lowest id wins), and the ignored duplicates."""
+    return pick_gists(g for g in map(gist_from_activity, activities) if g is not None)
+
+
+def pick_gists(found: Iterable[CachedGist]) -> tuple[dict[str, CachedGist], list[CachedGist]]:
     gists: dict[str, CachedGist] = {}
     ignored: list[CachedGist] = []
-    for activity in sorted(activities, key=lambda a: a["id"]):
-        gist = gist_from_activity(activity)
-        if gist is None:
-            continue
+    for gist in sorted(found, key=lambda g: g.activity_id):
         if gist.id in gists:
             ignored.append(gist)
         else:
