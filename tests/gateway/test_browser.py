@@ -46,7 +46,7 @@ async def test_sign_in_track_read_and_mark_seen(
         assert "No one is tracked yet" in await page.inner_text("main")
 
         # A bad name is refused with a message; a real one is tracked under GitHub's spelling.
-        await page.fill("#login", "-bad-")
+        await page.fill("#login", "bad_name")
         await page.click("button:has-text('Track')")
         assert "is not a GitHub login" in await page.inner_text(".flash.error")
         await page.fill("#login", "octocat")

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import models_json_schema
 
-from gistsync.contracts import GistId, GistView, Login
+from gistsync.contracts import LOGIN_REGEX, GistId, GistView, Login
 
 MAX_GIST_IDS = 1000
 State = Literal["unseen", "all"]
@@ -18,14 +18,13 @@ STATES: tuple[State, ...] = ("unseen", "all")
 REF_TEMPLATE = "#/components/schemas/{model}"
 Json = dict[str, Any]
 
-# GitHub's login rule without the lookahead of `contracts.LOGIN_REGEX` (which schema tools
-# cannot generate from): single hyphens between alphanumerics, at most 39 characters.
+# GitHub's login rule as the contracts define it; GitHub's 404 decides the rest.
 LOGIN_SCHEMA: Json = {
     "type": "string",
-    "pattern": "^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$",
+    "pattern": f"^{LOGIN_REGEX}$",
     "maxLength": 39,
-    "description": "A GitHub login, any letter case: 1 to 39 letters, digits or single "
-    "hyphens, not starting or ending with a hyphen.",
+    "description": "A GitHub login, any letter case: 1 to 39 letters, digits or hyphens "
+    "(GitHub still serves older logins with leading, trailing or double hyphens).",
     "examples": ["octocat"],
 }
 ApiLogin = Annotated[Login, WithJsonSchema(LOGIN_SCHEMA)]
