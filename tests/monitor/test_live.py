@@ -11,7 +11,6 @@ delivery to Alertmanager is proven by the compose run (tests/deploy/compose)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import time
@@ -28,8 +27,8 @@ import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from gistsync.broker import Topology
-from sandbox.launch import SERVICES, Suite, sandbox_env
-from tests.conftest import free_port, need
+from sandbox.launch import SERVICES, Suite
+from tests.conftest import need
 from tests.faults.node import RabbitNode, server_script, sweep_stale
 from tests.monitor.monitoring import (
     PROMETHEUS_DIR,
@@ -39,6 +38,7 @@ from tests.monitor.monitoring import (
     dashboard_queries,
     load_yaml,
 )
+from tests.suite import free_port, new_prefix, running, suite_env
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -182,16 +182,12 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     amqp_url = broker.url
-    prefix = f"monitor-{uuid.uuid4().hex[:8]}"
-    env = sandbox_env(os.environ, free_port(), free_port())
-    env.update(
-        AMQP_URL=amqp_url,
-        AMQP_PREFIX=prefix,
+    prefix = new_prefix("monitor")
+    env = suite_env(
+        amqp_url,
+        prefix,
         PARTITIONS="2",
         POLL_INTERVAL_SECONDS="1",
-        GATEWAY_PORT=str(free_port()),
-        GITHUB_POLLER_PORT=str(free_port()),
-        PIPEDRIVE_WRITER_PORT=str(free_port()),
         RETRY_BASE_SECONDS="0.2",
         RETRY_MAX_SECONDS="1",
         # The workload makes GitHub fail and rate limit: recover within the test's time.
@@ -202,21 +198,19 @@ def stack(
     prometheus, prometheus_url = start_prometheus(
         prometheus_binary, local_config(env, broker.metrics), directory
     )
-    suite = Suite(env, directory / "logs")
     try:
-        for name in ("sandbox", *SERVICES):
-            suite.start(name)
+        with running(env, directory / "logs", tail=10) as suite:
 
-        def prometheus_ready() -> bool:
-            if prometheus.poll() is not None:
-                log = (directory / "prometheus.log").read_text()
-                raise AssertionError(f"prometheus exited:\n{log[-3000:]}")
-            return answers(f"{prometheus_url}/-/ready")
+            def prometheus_ready() -> bool:
+                if prometheus.poll() is not None:
+                    log = (directory / "prometheus.log").read_text()
+                    raise AssertionError(f"prometheus exited:\n{log[-3000:]}")
+                return answers(f"{prometheus_url}/-/ready")
 
-        wait_for(prometheus_ready, "Prometheus ready")
-        stack = Stack(suite, prometheus_url, amqp_url, prefix)
-        run_workload(stack)
-        yield stack
+            wait_for(prometheus_ready, "Prometheus ready")
+            stack = Stack(suite, prometheus_url, amqp_url, prefix)
+            run_workload(stack)
+            yield stack
     finally:
         prometheus.terminate()
         try:
@@ -224,9 +218,6 @@ def stack(
         except subprocess.TimeoutExpired:
             prometheus.kill()
             prometheus.wait()
-        suite.stop_all()
-        for name in suite.processes:
-            print(f"--- {name} log (tail) ---\n{suite.tail(name, 10)}")
         print("--- prometheus log (tail) ---")
         print("\n".join((directory / "prometheus.log").read_text().splitlines()[-10:]))
 
@@ -284,7 +275,7 @@ def run_workload(stack: Stack) -> None:
         assert http.get(f"{gateway}/list").status_code == 200
         assert http.get(f"{gateway}/fetch").status_code == 200
         # The client's mistakes: counted by status, not shown as errors of the service.
-        assert http.get(f"{gateway}/new", params={"user": "-no-"}).status_code == 400
+        assert http.get(f"{gateway}/new", params={"user": "no_such"}).status_code == 400
         assert http.get(f"{gateway}/show", params={"user": f"nobody-{tag}"}).status_code == 404
 
         # A dead letter.

@@ -1,13 +1,14 @@
 """Replicas, proven with real processes on the real broker: 2 pollers, 3 writers and 2
 gateways share 200 users while new gists stream in; one replica of each is SIGKILLed mid-run
 and started again. Then: every gist is exactly one activity under its user's deal, each
-user's activities were created in gist order, no user went unpolled for more than two
-intervals, and the partitions ended up shared by every replica."""
+user's activities were created in gist order, no user went unpolled for more than five
+intervals (`GAP_INTERVALS`), and the partitions ended up shared by every replica."""
 
 from __future__ import annotations
 
 import random
 import signal
+import statistics
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,6 +27,13 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.e2e
 
 POLL_INTERVAL = 3.0
+# The longest a user may go unpolled, in intervals. A killed poller's users wait for the rest
+# of their interval, the handover, the new owner's catch-up poll, and the same again when the
+# restarted replica takes its share back: under two intervals on an idle machine (4.8-5.7 s
+# measured), about four with both cores busy (12.1 s). Five holds on a loaded CI machine and
+# still catches a user skipped for rounds; one never polled again fails the wait for two more
+# polls of everyone.
+GAP_INTERVALS = 5
 PARTITIONS = 6
 USERS = [f"rep{n:03d}" for n in range(200)]
 REPLICAS = {"pipedrive_writer": 3, "github_poller": 2, "gateway": 2}
@@ -202,13 +210,18 @@ def test_replicas_share_the_work_and_survive_losing_one_of_each(replicas: Replic
         times = [when for _, when in sorted(made)]
         assert times == sorted(times), f"{login}'s activities are out of gist order"
 
-    # Never unpolled for more than two intervals, kills included.
+    # Never unpolled for more than GAP_INTERVALS, kills included.
     polls = httpx.get(f"{github(replicas)}/_sandbox/stats/polls", timeout=30).json()
     now = time.time()
     worst = max(max(p["longest_gap"], now - p["last"]) for p in polls.values())
-    print(f"longest gap between two polls of a user: {worst:.2f} s")
+    bound = GAP_INTERVALS * POLL_INTERVAL
+    typical = statistics.median(p["longest_gap"] for p in polls.values())
+    print(
+        f"longest gap between two polls of a user: {worst:.2f} s (bound {bound:.0f} s); "
+        f"a user's longest gap, median over users: {typical:.2f} s"
+    )
     assert set(polls) == {login.lower() for login in USERS}
-    assert worst <= 2 * POLL_INTERVAL
+    assert worst <= bound, f"a user went {worst:.2f} s unpolled, over {bound:.0f} s"
 
     # /fetch polls everyone, whichever poller owns them: every user is polled once more.
     before = {login: p["count"] for login, p in polls.items()}
