@@ -1,5 +1,5 @@
 """Holds the client's exchanges to GitHub's OpenAPI description, with the sandbox's checker
-(`sandbox.contract`, openapi-core): specs/github-gists-subset.json.
+(`tests.contract`, openapi-core): specs/github-gists-subset.json.
 
 The subset has no `GET /users/{username}`: its 200 is checked against `public-user` (the
 schema GitHub's full description answers it with, which the subset includes) and its errors,
@@ -13,7 +13,7 @@ from functools import cache
 
 import httpx
 
-from sandbox.contract import Checked, Contract, github_fallbacks
+from tests.contract import Checked, Contract, github_fallbacks
 from tests.specs import GITHUB_SPEC, spec_file
 
 PUBLIC_USER = {"$ref": "#/components/schemas/public-user"}

@@ -11,7 +11,7 @@ import pytest
 from gistsync.contracts import MarkGistsSeen, TrackUser, UntrackUser
 from pipedrive_writer.__main__ import make_client
 from pipedrive_writer.pipedrive import OPERATIONS, PipedriveUnavailable
-from sandbox.contract import Contract, pipedrive_errata, pipedrive_fallbacks
+from tests.contract import Contract, pipedrive_errata, pipedrive_fallbacks
 from tests.pipedrive_writer.conftest import Harness
 from tests.pipedrive_writer.factories import discovered
 from tests.specs import PIPEDRIVE_SPEC, spec_file

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pipedrive_writer.pipedrive import OPERATIONS
-from sandbox.contract import load_spec
+from tests.contract import load_spec
 from tests.specs import PIPEDRIVE_SPEC, spec_file
 
 

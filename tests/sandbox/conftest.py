@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from sandbox import GitHubState, PipedriveState, Sandbox, run_sandbox
-from sandbox.contract import (
+from sandbox.testing import FakeClock
+from tests.contract import (
     Contract,
     github_fallbacks,
     pipedrive_errata,
     pipedrive_fallbacks,
 )
-from sandbox.testing import FakeClock
 from tests.specs import GITHUB_SPEC, PIPEDRIVE_SPEC, spec_file
 
 

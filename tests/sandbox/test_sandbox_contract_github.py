@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from sandbox import Sandbox
-from sandbox.contract import Contract
+from tests.contract import Contract
 
 
 def public_user_schema(contract: Contract) -> dict[str, object]:

@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from sandbox import Sandbox
-from sandbox.contract import (
+from sandbox.pipedrive_schema import TOKEN_COSTS
+from tests.contract import (
     CURSOR_OPERATIONS,
     Contract,
     next_cursor_schema,
 )
-from sandbox.pipedrive_schema import TOKEN_COSTS
 
 
 @dataclass(frozen=True)

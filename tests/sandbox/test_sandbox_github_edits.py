@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from sandbox.contract import Contract
 from sandbox.testing import FakeClock
+from tests.contract import Contract
 from tests.sandbox.test_sandbox_contract_github import public_user_schema
 from tests.sandbox.test_sandbox_github import NOT_FOUND_GISTS, NOT_FOUND_USER
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from sandbox import Sandbox
-from sandbox.contract import Contract
 from sandbox.testing import FakeClock
+from tests.contract import Contract
 
 START = "2026-03-01T12:00:00Z"
 LATER = "2026-03-01T12:01:00Z"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from sandbox import Sandbox
-from sandbox.contract import Contract
 from sandbox.testing import FakeClock
+from tests.contract import Contract
 
 T0, T1, T2 = "2026-03-01T12:00:00Z", "2026-03-01T12:01:00Z", "2026-03-01T12:02:00Z"
 LISTS = ["/organizations", "/persons", "/deals", "/activities"]

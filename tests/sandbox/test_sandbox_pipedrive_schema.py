@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.contract import Contract
 from sandbox.pipedrive_schema import (
     ACTIVITY_BODY,
     ACTIVITY_KEYS,
@@ -32,6 +31,7 @@ from sandbox.pipedrive_schema import (
     TOKEN_COSTS,
     Field,
 )
+from tests.contract import Contract
 
 Spec = dict[str, Any]
 

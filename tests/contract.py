@@ -1,7 +1,7 @@
 """Contract checks: httpx exchanges validated with openapi-core against the vendors' specs.
 
-For tests only (needs the dev extras: openapi-core). Other suites can use it to hold their
-clients' requests to the same specs:
+Lives with the tests (it needs the dev extras: openapi-core), so the image never carries it.
+Each suite uses it to hold its clients' requests, and the simulators' answers, to the specs:
 
     contract = Contract.load(specs / "pipedrive-v2.yaml", "https://api.pipedrive.com",
                              pipedrive_fallbacks, pipedrive_errata)
