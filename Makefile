@@ -23,9 +23,10 @@ run: install
 test: install lint
 	$(BIN)/pytest
 
-## Everything that needs no broker, browser or process and no long fuzzing: seconds.
+## Everything that needs no broker, browser or process and no long fuzzing: seconds, on
+## every core (pytest-xdist).
 test-fast: install
-	$(BIN)/pytest -q -m "not broker and not browser and not processes and not slow"
+	$(BIN)/pytest -q -n auto -m "not broker and not browser and not processes and not slow"
 
 ## The compose stack on a real Docker engine of its own (about 10 minutes; root, see README).
 test-deploy: install
