@@ -168,7 +168,10 @@ def test_each_service_gets_exactly_the_settings_its_code_reads(compose: dict[str
         assert not missing, f"{name}: settings compose does not pass on: {sorted(missing)}"
 
 
-def test_every_interpolated_variable_is_a_setting(interpolation: Interpolation) -> None:
+def test_every_interpolated_variable_is_a_setting(
+    compose: dict[str, Any], interpolation: Interpolation
+) -> None:
+    # `compose` loads the file through `interpolation`, which records the names it meets.
     assert interpolation.names, "the interpolation found no variable at all"
     unknown = interpolation.names - all_setting_names()
     assert not unknown, f"not read by any code: {sorted(unknown)}"
