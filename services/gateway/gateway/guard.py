@@ -90,15 +90,19 @@ def refuse_cross_site(request: web.Request, settings: Settings, audience: Audien
     raise Problem(403, detail, kind="cross-site")
 
 
+def too_many(what: str, wait: float) -> Problem:
+    return Problem(
+        429,
+        f"Too many {what} from this client; try again in {retry_after(wait)} s.",
+        kind="rate-limited",
+        headers={"Retry-After": retry_after(wait)},
+    )
+
+
 def rate_limit(request: web.Request, settings: Settings) -> None:
     wait = request.app[LIMITER].take(client_of(request, settings.gateway_trust_forwarded_for))
     if wait > 0:
-        raise Problem(
-            429,
-            f"Too many changes from this client; try again in {retry_after(wait)} s.",
-            kind="rate-limited",
-            headers={"Retry-After": retry_after(wait)},
-        )
+        raise too_many("changes", wait)
 
 
 def refuse_while_guessing(request: web.Request) -> None:
@@ -108,12 +112,7 @@ def refuse_while_guessing(request: web.Request) -> None:
     client = client_of(request, settings.gateway_trust_forwarded_for)
     wait = request.app[AUTH_FAILURES].peek(client)
     if wait > 0:
-        raise Problem(
-            429,
-            f"Too many wrong API keys from this client; try again in {retry_after(wait)} s.",
-            kind="rate-limited",
-            headers={"Retry-After": retry_after(wait)},
-        )
+        raise too_many("wrong API keys", wait)
 
 
 def count_failure(request: web.Request) -> None:
