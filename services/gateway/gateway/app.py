@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import api, legacy, openapi, pages, problems, ui
+from gateway.access import access_log
 from gateway.context import (
     REQUEST_ID_HEADER,
     SETTINGS,
@@ -130,7 +131,7 @@ def create_app(
     auth_failures: RateLimiter | None = None,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[measure, answer_failures, guard],
+        middlewares=[access_log, measure, answer_failures, guard],
         client_max_size=settings.gateway_max_body_bytes,
     )
     app[SETTINGS] = settings
