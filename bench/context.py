@@ -48,7 +48,7 @@ class Running:
     gists: int  # how many the simulators hold for `logins`
 
     async def metrics(self, service: str) -> list[Sample]:
-        return await scrape(self.http, self.stack.url(service))
+        return await scrape(self.http, self.stack.suite.ops_url(service))
 
     async def effective_interval(self) -> float:
         """The poller's own figure: the interval it polls every user at, now."""

@@ -40,6 +40,9 @@ class Figure:
     target: Target | None = None
     ratio: str = ""  # the machine-dependent value against this run's baseline
     note: str = ""
+    # The same figure for the Node.js app gistsync replaced, where it applies: measured once
+    # against local fakes of both APIs (10 users, 5 gists each, 5 s interval), not by this run.
+    predecessor: str = ""
 
     @property
     def median(self) -> float | None:

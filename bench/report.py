@@ -9,7 +9,17 @@ from bench.figures import Figure
 
 BEGIN = "<!-- bench:table:begin (written by `make bench`; edit outside the markers) -->"
 END = "<!-- bench:table:end -->"
-COLUMNS = ("Figure", "Median", "Spread", "Basis", "vs baseline", "Target", "Met", "Note")
+COLUMNS = (
+    "Figure",
+    "Median",
+    "Predecessor",
+    "Spread",
+    "Basis",
+    "vs baseline",
+    "Target",
+    "Met",
+    "Note",
+)
 
 
 def table(figures: list[Figure]) -> str:
@@ -22,7 +32,8 @@ def table(figures: list[Figure]) -> str:
         lines.append(row((f"**{section}**",) + ("",) * (len(COLUMNS) - 1)))
         for f in rows:
             target = f.target.text if f.target else ""
-            lines.append(row((f.name, f.value, f.spread, f.basis, f.ratio, target, f.met, f.note)))
+            cells = (f.name, f.value, f.predecessor, f.spread, f.basis, f.ratio, target, f.met)
+            lines.append(row((*cells, f.note)))
     return "\n".join(lines)
 
 
