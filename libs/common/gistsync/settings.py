@@ -1,4 +1,14 @@
-"""Settings from the environment (twelve-factor), one class per service.
+"""Settings from the environment (twelve-factor), one class per service, and from files.
+
+Files: one per setting, named after it (`api_token_github` or `API_TOKEN_GITHUB`), holding
+the value alone (a trailing newline is dropped), in the directory `GISTSYNC_SECRETS_DIR`
+names, `/run/secrets` by default: where compose and Kubernetes mount their secrets. A
+directory that is not there is no error: most runs have none.
+
+The environment wins over a file. A file is what the platform mounted for every run; a
+variable is what someone set for this one (`AMQP_URL=... gistsync check`), so it is the more
+specific of the two, as with every other twelve-factor override; it is also pydantic-settings'
+own order. A variable set to the empty string counts as set.
 
 `load` turns a missing or malformed setting into one clear line naming it, then exits, so a
 misconfigured service stops at start instead of failing later.
@@ -6,11 +16,26 @@ misconfigured service stops at start instead of failing later.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_VARIABLE = "GISTSYNC_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+
+def secrets_dir() -> Path:
+    """The directory settings files are read from (it may not exist)."""
+    return Path(os.environ.get(SECRETS_DIR_VARIABLE) or DEFAULT_SECRETS_DIR)
 
 
 class CommonSettings(BaseSettings):
@@ -30,6 +55,23 @@ class CommonSettings(BaseSettings):
     # Per-user work is spread over this many queues per service, so replicas can share it.
     # The same everywhere, and at least the most replicas of a service that will run.
     partitions: int = Field(8, ge=1, le=256)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The directory is looked up at each load, not at import, so that the variable
+        # set for a run (or a test) is the one that counts; first source wins.
+        directory = secrets_dir()
+        if not directory.is_dir():
+            return init_settings, env_settings, dotenv_settings
+        files = SecretsSettingsSource(settings_cls, secrets_dir=directory)
+        return init_settings, env_settings, dotenv_settings, files
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
