@@ -1,4 +1,5 @@
-"""GitHub REST simulator: `GET /users/{username}` and `GET /users/{username}/gists`.
+"""GitHub REST simulator: `GET /users/{username}`, `GET /users/{username}/gists` and
+`GET /rate_limit` (which, as on GitHub, the primary limit neither counts nor refuses).
 
 Order of checks per API request, as GitHub appears to apply them: injected faults, then
 credentials (401), the secondary limits (concurrency, points per window), the primary hourly
@@ -33,6 +34,8 @@ from sandbox.web_common import (
 
 R = TypeVar("R", bound=web.StreamResponse)
 STATE_KEY = web.AppKey("github_state", GitHubState)
+IDENTITY_KEY = web.RequestKey("github_identity", Identity)
+RATE_LIMIT_PATH = "/rate_limit"
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 
@@ -85,7 +88,10 @@ def create_github_app(state: GitHubState | None = None, *, token: str | None) ->
         points.add(now)
         primary = sim.primary_window(identity)
         primary.roll(limits.primary_window_seconds, time.time())
-        if primary.used >= sim.primary_limit(identity):
+        request[IDENTITY_KEY] = identity
+        # "Accessing this endpoint does not count against your REST API rate limit."
+        free = request.path == RATE_LIMIT_PATH
+        if primary.used >= sim.primary_limit(identity) and not free:
             who = "user ID 1" if identity.authorized else str(request.remote)
             response = errors.primary_exceeded(limits.primary_status, who, identity.authorized)
             return _with_headers(response, sim, identity)
@@ -98,7 +104,7 @@ def create_github_app(state: GitHubState | None = None, *, token: str | None) ->
             result = errors.error_response(exc.reason, exc.status)
         # "Making a conditional request does not count against your primary rate limit if a
         # 304 response is returned and the request was made while correctly authorized."
-        if not (identity.authorized and result.status == 304):
+        if not (identity.authorized and result.status == 304) and not free:
             primary.used += 1
         return _with_headers(result, sim, identity)
 
@@ -106,6 +112,7 @@ def create_github_app(state: GitHubState | None = None, *, token: str | None) ->
     app[STATE_KEY] = sim
     app.router.add_get("/users/{username}", _get_user)
     app.router.add_get("/users/{username}/gists", _list_gists)
+    app.router.add_get(RATE_LIMIT_PATH, _rate_limit)
     add_control_routes(app, sim, with_tokens=False)
     add_github_control_routes(app, sim)
     return app
@@ -135,6 +142,34 @@ def _with_headers(response: R, sim: GitHubState, identity: Identity) -> R:
     response.headers["x-ratelimit-reset"] = str(math.ceil(reset))
     response.headers["x-ratelimit-resource"] = "core"
     return response
+
+
+async def _rate_limit(request: web.Request) -> web.StreamResponse:
+    """GitHub's `rate-limit-overview`: the simulated core window, and the resources the
+    simulator does not limit at their full quota."""
+    sim = request.app[STATE_KEY]
+    identity = request[IDENTITY_KEY]
+    window = sim.primary_window(identity)
+    limit = sim.primary_limit(identity)
+    now = time.time()
+    core = {
+        "limit": limit,
+        "remaining": max(0, limit - window.used),
+        "reset": math.ceil(window.reset_at(sim.config.limits.primary_window_seconds, now)),
+        "used": window.used,
+        "resource": "core",
+    }
+
+    def untouched(resource: str, quota: int, seconds: int) -> dict[str, Any]:
+        reset = math.ceil(now + seconds)
+        return {"limit": quota, "remaining": quota, "reset": reset, "used": 0, "resource": resource}
+
+    resources = {
+        "core": core,
+        "search": untouched("search", 30 if identity.authorized else 10, 60),
+        "graphql": untouched("graphql", 5000 if identity.authorized else 0, 3600),
+    }
+    return json_response({"resources": resources, "rate": core})
 
 
 def _api_base(request: web.Request) -> str:
