@@ -131,7 +131,7 @@ async def test_the_refresh_timer_notices_changes_made_by_hand(harness: Harness) 
     seed_user(pipedrive, org["id"], "ann", [make_gist(n, "ann") for n in (1, 2)])
     gone = seed_user(pipedrive, org["id"], "bob", [make_gist(1, "bob")])
     pipedrive.create_deal({"title": "Gists for ANN", "org_id": org["id"]})  # a duplicate
-    duplicates = sample("gistsync_writer_duplicates_ignored_total", entity="deal")
+    duplicates = sample("gistsync_pipedrive_duplicates_ignored_total", entity="deal")
     await harness.start(harness.settings(refresh_interval_seconds=0.2))
 
     # By hand: a new user, gist ann0001 marked done, bob's deal deleted (bob stays
@@ -157,8 +157,8 @@ async def test_the_refresh_timer_notices_changes_made_by_hand(harness: Harness) 
         await asyncio.sleep(0.05)
     assert await users() == expected
     # Two more refreshes: the duplicate is still reported only once.
-    refreshes = sample("gistsync_writer_cache_loads_total", kind="refresh")
+    refreshes = sample("gistsync_pipedrive_cache_loads_total", kind="refresh")
     await eventually(
-        lambda: sample("gistsync_writer_cache_loads_total", kind="refresh") >= refreshes + 2
+        lambda: sample("gistsync_pipedrive_cache_loads_total", kind="refresh") >= refreshes + 2
     )
-    assert sample("gistsync_writer_duplicates_ignored_total", entity="deal") == duplicates + 1
+    assert sample("gistsync_pipedrive_duplicates_ignored_total", entity="deal") == duplicates + 1

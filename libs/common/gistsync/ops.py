@@ -1,4 +1,6 @@
-"""The small HTTP server of the services that have no other: `/metrics`, `/healthz`, `/readyz`."""
+"""The small HTTP server every service runs on a port of its own (the ops port):
+`/metrics`, `/healthz`, `/readyz`. The gateway's public port serves the probes too, never
+the metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from gistsync.metrics import record_build_info
 
 Ready = Callable[[], bool]
 
@@ -29,13 +33,18 @@ def readiness(ready: Ready) -> Callable[[web.Request], object]:
     return readyz
 
 
-def add_ops_routes(app: web.Application, ready: Ready) -> None:
-    app.router.add_get("/metrics", metrics)
+def add_probe_routes(app: web.Application, ready: Ready) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readiness(ready))  # type: ignore[arg-type]
 
 
+def add_ops_routes(app: web.Application, ready: Ready) -> None:
+    app.router.add_get("/metrics", metrics)
+    add_probe_routes(app, ready)
+
+
 async def start_ops_server(host: str, port: int, ready: Ready) -> web.AppRunner:
+    record_build_info()
     app = web.Application()
     add_ops_routes(app, ready)
     runner = web.AppRunner(app, access_log=None)

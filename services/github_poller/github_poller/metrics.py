@@ -1,8 +1,12 @@
-"""The poller's Prometheus metrics (the broker's are in gistsync.broker)."""
+"""The poller's Prometheus metrics (the broker's are in gistsync.broker, the ones every
+service shares in gistsync.metrics)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
+
+# gistsync_tracked_users: re-exported, so that this service's code keeps one metrics module.
+from gistsync.metrics import TRACKED_USERS as TRACKED_USERS
 
 POLL_INTERVAL_EFFECTIVE = Gauge(
     "gistsync_poll_interval_effective_seconds",
@@ -51,7 +55,6 @@ FIRST_CYCLE_SECONDS = Gauge(
     "gistsync_first_cycle_seconds",
     "How long the first poll of every user loaded at start took, first start to last end.",
 )
-TRACKED_USERS = Gauge("gistsync_tracked_users", "Users this poller polls.")
 
 for _outcome in ("ok", "not_modified", "failed"):
     POLLS.labels(_outcome)

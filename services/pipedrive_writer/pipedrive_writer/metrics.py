@@ -1,8 +1,12 @@
-"""The writer's Prometheus metrics (the broker layer exports the message metrics)."""
+"""The writer's Prometheus metrics (the broker layer exports the message metrics, and
+gistsync.metrics the ones every service shares)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+# gistsync_tracked_users: re-exported, so that this service's code keeps one metrics module.
+from gistsync.metrics import TRACKED_USERS as TRACKED_USERS
 
 PIPEDRIVE_REQUESTS = Counter(
     "gistsync_pipedrive_requests_total",
@@ -10,7 +14,7 @@ PIPEDRIVE_REQUESTS = Counter(
     ["operation", "status"],
 )
 PIPEDRIVE_SECONDS = Histogram(
-    "gistsync_pipedrive_request_seconds",
+    "gistsync_pipedrive_request_duration_seconds",
     "Pipedrive API request latency, one attempt.",
     ["operation"],
     buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
@@ -45,15 +49,14 @@ ACTIVITIES_CREATED = Counter(
 ACTIVITIES_DONE = Counter(
     "gistsync_activities_marked_done_total", "Activities marked done (gists seen)."
 )
-TRACKED_USERS = Gauge("gistsync_writer_tracked_users", "Users in the cache.")
-UNSEEN_GISTS = Gauge("gistsync_writer_unseen_gists", "Gists in the cache not yet seen.")
+UNSEEN_GISTS = Gauge("gistsync_unseen_gists", "Gists in the cache not yet seen.")
 CACHE_LOADS = Counter(
-    "gistsync_writer_cache_loads_total",
+    "gistsync_pipedrive_cache_loads_total",
     "Reads of Pipedrive into the cache, by kind (start, refresh, user).",
     ["kind"],
 )
 DUPLICATES_IGNORED = Counter(
-    "gistsync_writer_duplicates_ignored_total",
+    "gistsync_pipedrive_duplicates_ignored_total",
     "Records ignored by the duplicate rule (lowest id wins), counted once each.",
     ["entity"],
 )
