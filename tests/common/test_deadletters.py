@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -30,12 +31,11 @@ class Run:
 
 
 async def cli(broker: Broker, *args: str, url: str | None = None) -> Run:
-    """The real command, as an operator runs it."""
+    """The real command, as an operator runs it: `gistsync deadletters ARGS`."""
     env = dict(os.environ, AMQP_URL=url or broker.url, AMQP_PREFIX=broker.topology.prefix)
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gistsync.deadletters",
+        str(Path(sys.executable).parent / "gistsync"),
+        "deadletters",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -295,7 +295,7 @@ async def test_bad_usage_exits_2(brokers: BrokerFactory, args: tuple[str, ...], 
 async def test_an_unreachable_broker_exits_3(brokers: BrokerFactory) -> None:
     run = await cli(brokers(), "list", url="amqp://guest:guest@127.0.0.1:1/")
     assert run.code == 3
-    assert run.err.startswith("gistsync.deadletters: cannot reach the broker")
+    assert run.err.startswith("gistsync deadletters: cannot reach the broker")
     assert "guest:guest" not in run.err
 
 

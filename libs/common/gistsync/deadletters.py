@@ -1,10 +1,8 @@
-"""`python -m gistsync.deadletters`: list the dead letters, and replay them once the cause is fixed.
+"""The dead letters: list them, replay them once the cause is fixed, or discard them.
 
-    python -m gistsync.deadletters list [--json]
-    python -m gistsync.deadletters replay --id ID [--id ID ...]
-    python -m gistsync.deadletters replay --all
-
-The broker and the names come from `AMQP_URL` and `AMQP_PREFIX`, as for the services.
+The command line is `gistsync deadletters list|replay|discard` (`gistsync_cli.deadletters`);
+`python -m gistsync.deadletters` still runs it, for the runbooks that spell it so. The
+broker and the names come from `AMQP_URL` and `AMQP_PREFIX`, as for the services.
 
 `list` reads every message of `{AMQP_PREFIX}.dead_letters` without removing any: id, type, the
 queue it died in, when it was dead-lettered (or, when unknown, when it was sent) and why.
@@ -13,24 +11,19 @@ limit: see `DeadLetterQueue.put_back`.
 `replay` publishes each chosen message again to the bus under its original routing key
 (persistent, mandatory, confirmed) and only then acks it off the dead-letter queue, so a
 message is never in neither place. A replayed message that fails again is dead-lettered again.
-
-Exit codes: 0 done; 1 some ids were not found or could not be replayed (the rest were);
-2 bad usage or settings; 3 the broker could not be reached or did not confirm.
+`discard` acks the chosen messages off the queue for good; the others are put back.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import json
-import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -43,7 +36,6 @@ from aio_pika.abc import (
 from pamqp.commands import Basic
 
 from gistsync.broker import Topology
-from gistsync.settings import CommonSettings, load
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -350,74 +342,33 @@ async def replay_dead_letters(url: str, prefix: str, ids: Iterable[str] | None) 
     return report
 
 
-# --- the command line --------------------------------------------------------------------------
+@dataclass
+class DiscardReport:
+    discarded: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.unknown else EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m gistsync.deadletters",
-        description="List the dead letters of AMQP_PREFIX on AMQP_URL, or replay them.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="show every dead letter; removes nothing")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    replay = commands.add_parser("replay", help="publish dead letters again, then remove them")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", dest="ids", action="append", metavar="ID", help="repeatable")
-    which.add_argument("--all", action="store_true", help="every dead letter")
-    return parser
-
-
-def _table(letters: Sequence[DeadLetter], out: TextIO) -> None:
-    columns = ("ID", "TYPE", "QUEUE", "FIRST SEEN", "REASON")
-    rows = [(d.id, d.type, d.queue, d.first_seen or "-", d.reason) for d in letters]
-    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns[:-1])]
-    for row in (columns, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]), file=out)
-
-
-async def _run(args: argparse.Namespace, url: str, prefix: str, out: TextIO, err: TextIO) -> int:
-    if args.command == "list":
-        letters = await list_dead_letters(url, prefix)
-        if args.json:
-            for letter in letters:
-                print(json.dumps(asdict(letter)), file=out)
-        else:
-            _table(letters, out)
-            print(f"{len(letters)} dead letter(s) in {prefix}.dead_letters", file=err)
-        return EXIT_OK
-    report = await replay_dead_letters(url, prefix, None if args.all else args.ids)
-    for replayed in report.replayed:
-        print(f"replayed {replayed}", file=out)
-    for unknown in report.unknown:
-        print(f"no dead letter with id {unknown}", file=err)
-    for failed, why in report.failed.items():
-        print(f"not replayed {failed}: {why}", file=err)
-    return report.exit_code
-
-
-def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    # The client libraries would print their own copy of every connection error.
-    logging.getLogger().addHandler(logging.NullHandler())
-    args = _parser().parse_args(argv)
-    settings = load(CommonSettings)
-    try:
-        return asyncio.run(
-            _run(args, settings.amqp_url.get_secret_value(), settings.amqp_prefix, out, err)
-        )
-    except BrokerUnavailable as exc:
-        print(f"gistsync.deadletters: {exc}", file=err)
-        return EXIT_BROKER
-    except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
-        # The connection went away midway: whatever was not acked stays dead-lettered.
-        print(f"gistsync.deadletters: lost the broker: {exc!r}", file=err)
-        return EXIT_BROKER
+async def discard_dead_letters(url: str, prefix: str, ids: Iterable[str] | None) -> DiscardReport:
+    """Removes the dead letters with these ids for good (every one when `ids` is None);
+    every copy of a chosen id goes, every other message is put back."""
+    report = DiscardReport()
+    wanted = None if ids is None else list(dict.fromkeys(ids))
+    async with DeadLetterQueue(url, prefix) as dlq:
+        for message in await dlq.take_all():
+            if wanted is None or message_id(message) in wanted:
+                await dlq.drop(message)
+                if message_id(message) not in report.discarded:
+                    report.discarded.append(message_id(message))
+        report.unknown = [i for i in wanted or () if i not in report.discarded]
+    return report
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Imported here only: the library knows nothing of its command line otherwise.
+    from gistsync_cli.main import main
+
+    sys.exit(main(["deadletters", *sys.argv[1:]]))
