@@ -1,4 +1,8 @@
-"""JSON logs, one object a line, with every known secret masked before it is written."""
+"""JSON logs, one object a line, with every known secret masked before it is written.
+
+Each line also says what it is about: the fields of the work under way (`logcontext`: the
+correlation id, the message id, the user) and, when tracing is on, the span's ids, so a line
+leads to its trace and a trace to its lines. A field the line passes itself wins."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from gistsync import tracing
+from gistsync.logcontext import current
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 MASK = "***"
@@ -28,6 +35,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(current())
+        entry.update(tracing.ids())
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -63,5 +72,6 @@ def configure_logging(service: str, level: str = "INFO", secrets: Iterable[str] 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Their INFO lines repeat every request; ours say what matters.
-    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "aiohttp.access"):
+    # urllib3: the trace exporter's requests, when tracing is on.
+    for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""How every service process runs: logging, signals, one lifespan, a clean exit.
+"""How every service process runs: logging, tracing, signals, one lifespan, a clean exit.
 
 A service is an async context manager (its lifespan): it starts everything on enter and stops
 it on exit. `run` enters it, waits for SIGTERM or SIGINT, and exits it, so shutdown always
@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from gistsync import tracing
 from gistsync.logs import configure_logging
 from gistsync.settings import CommonSettings
 
@@ -28,7 +29,12 @@ def run(
     lifespan: Callable[[], AbstractAsyncContextManager[object]],
 ) -> None:
     configure_logging(name, settings.log_level, settings.secrets())
-    asyncio.run(_serve(name, lifespan))
+    # Before the lifespan makes its application and clients: those are what get traced.
+    stop_tracing = tracing.setup(name)
+    try:
+        asyncio.run(_serve(name, lifespan))
+    finally:
+        stop_tracing()  # the last spans, the shutdown's included, are sent before exit
 
 
 async def _serve(name: str, lifespan: Callable[[], AbstractAsyncContextManager[object]]) -> None:

@@ -12,6 +12,9 @@ parse → handle → retry → ack, or dead-letter; and the order it runs in.
   dead-lettered. A failed request is answered with the codec's error reply instead.
 - Dead-lettering copies the message to the dead exchange, confirmed, and only then acks it,
   so a message is never in neither place.
+- Every log line written while a message is handled names it (`logcontext`: its message id,
+  correlation id, and user when it has one), and with tracing on the handling is a consumer
+  span, child of the span that published it (its `traceparent` header).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +32,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import Counter, Histogram
 
+from gistsync import tracing
 from gistsync.errors import InvalidMessage, PermanentError, PublishError
+from gistsync.logcontext import bound
 from gistsync.retry import Retry
 from gistsync.transport.codec import Codec, Envelope
 from gistsync.transport.connection import Connection
@@ -157,13 +163,14 @@ class Delivery:
     async def handle(self, received: Received) -> bool:
         """Run the handler for one delivery and settle it; whether it was settled."""
         started = time.monotonic()
-        try:
-            outcome = await self._run(received)
-        except Exception:
-            # Typically the connection went away mid-handling: not acked, so it comes back.
-            log.exception("message left unacked", extra={"queue": received.queue})
-            await _requeue(received.incoming)
-            outcome = "unacked"
+        with about(received):
+            try:
+                outcome = await self._run(received)
+            except Exception:
+                # Typically the connection went away mid-handling: not acked, so it comes back.
+                log.exception("message left unacked", extra={"queue": received.queue})
+                await _requeue(received.incoming)
+                outcome = "unacked"
         CONSUMED.labels(received.queue, outcome).inc()
         HANDLING.labels(received.queue).observe(time.monotonic() - started)
         return outcome != "unacked"
@@ -254,6 +261,34 @@ class Delivery:
         await self._connection.confirm(self._connection.dead, copy(incoming, headers), routing_key)
         await incoming.ack()
         DEAD_LETTERED.labels(queue).inc()
+
+
+@contextmanager
+def about(received: Received) -> Iterator[None]:
+    """The handling's log fields and consumer span. The user is read from the message
+    generically (a `login` it may carry): the transport knows no message type."""
+    incoming, message = received.incoming, received.message
+    if isinstance(message, InvalidMessage):
+        kind, message_id = incoming.type or "invalid", incoming.message_id
+        correlation_id, login = incoming.correlation_id, None
+    else:
+        kind, message_id = message.type, message.message_id
+        correlation_id = message.correlation_id
+        login = getattr(message, "login", None)
+    fields = {
+        "message_id": message_id,
+        "correlation_id": correlation_id,
+        "login": login if isinstance(login, str) else None,
+    }
+    attributes = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation": "process",
+        "messaging.destination.name": received.queue,
+        "messaging.message.id": message_id or "",
+        "messaging.message.conversation_id": correlation_id or "",
+    }
+    with bound(**fields), tracing.consuming(f"{kind} process", incoming.headers, attributes):
+        yield
 
 
 async def _requeue(incoming: AbstractIncomingMessage) -> None:
