@@ -4,6 +4,18 @@ Every message carries its `type` (also its routing key), a `version`, a `message
 `correlation_id` of the HTTP request that caused it. Bodies are JSON; `parse_message` turns
 bytes back into the right model or raises `InvalidMessage` with a reason fit for a
 dead-letter header. The patterns of a login and a gist id are defined here, once.
+
+Versions, so that services can be upgraded one replica at a time:
+
+- `version` is the compatibility level: a reader reads `MIN_VERSION` to `SCHEMA_VERSION` and
+  dead-letters anything else (a change it cannot read: a field removed, renamed or retyped).
+- `minor` counts additive changes within a version: a new optional field, in a message or in
+  the data it carries. A reader ignores the fields it does not know only in a message whose
+  `minor` is newer than its own (`SCHEMA_MINOR`); in any other message an unknown field is a
+  mistake and is refused, as is a bad value of a field it knows, whatever the `minor`.
+- `minor` 0 is not written, so that releases from before it existed (which refused any field
+  they did not know) read what this one sends.
+- A new message type is not additive: its consumers must be running before its producers.
 """
 
 from __future__ import annotations
@@ -12,14 +24,32 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 # Raised by `parse_message`; defined with the other errors, so the transport knows it too.
 from gistsync.errors import InvalidMessage as InvalidMessage
 
-SCHEMA_VERSION: Literal[1] = 1
+# The compatibility level this build writes, and the oldest it still reads.
+SCHEMA_VERSION = 1
+MIN_VERSION = 1
+# Additive changes within `SCHEMA_VERSION` this build knows of (see the module doc).
+SCHEMA_MINOR = 0
+# Set in the validation context when a message is newer than this build: its unknown
+# fields are dropped instead of refused.
+NEWER = "newer_minor"
 
 # What GitHub serves: 1 to 39 letters, digits or hyphens. Its sign-up rule (no leading,
 # trailing or doubled hyphen) is newer than some accounts (`gil--`, `foo-`, `a--b`), so only
@@ -28,6 +58,10 @@ LOGIN_REGEX = r"[A-Za-z0-9-]{1,39}"
 LOGIN_PATTERN = re.compile(rf"^{LOGIN_REGEX}$")
 # A gist id as GitHub makes them (hex today, alphanumerics allowed), unanchored.
 GIST_ID_REGEX = r"[A-Za-z0-9]{1,64}"
+
+
+# The longest error text a poll status carries.
+POLL_ERROR_MAX = 300
 
 
 def check_login(value: str) -> str:
@@ -58,13 +92,30 @@ def utcnow() -> datetime:
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_newer_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        """In a message from a newer minor (only then), the fields added since are dropped:
+        additive changes are optional by rule, so reading without them is reading right."""
+        if isinstance(data, dict) and info.context and info.context.get(NEWER):
+            return {name: value for name, value in data.items() if name in cls.model_fields}
+        return data
+
 
 class Message(Model):
     type: str  # each message narrows it to its own literal: the union's discriminator
-    version: Literal[1] = SCHEMA_VERSION
+    version: int = Field(default=SCHEMA_VERSION, ge=MIN_VERSION, le=SCHEMA_VERSION)
+    minor: int = Field(default=SCHEMA_MINOR, ge=0)
     message_id: str = Field(default_factory=new_id)
     correlation_id: str = Field(default_factory=new_id)
     sent_at: datetime = Field(default_factory=utcnow)
+
+    @model_serializer(mode="wrap")
+    def _omit_minor_zero(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.minor == 0:
+            data.pop("minor", None)  # the releases before `minor` refuse fields they do not know
+        return data
 
 
 # --- data carried inside messages -------------------------------------------------------
@@ -94,6 +145,25 @@ class Gist(Model):
 class TrackedUser(Model):
     login: Login
     unseen: int = Field(ge=0)
+
+
+class PollError(Model):
+    """What went wrong with a user's poll, in a line (never a secret), and when."""
+
+    at: datetime
+    text: str = Field(max_length=POLL_ERROR_MAX)
+
+
+class PollStatus(Model):
+    """How the polling of one user goes, as the poller that polls them knows it (in memory:
+    since it started polling them)."""
+
+    last_poll_at: datetime | None = None  # when the last poll ended, whatever its outcome
+    last_change_at: datetime | None = None  # when a poll last published a gist or a deletion
+    last_error: PollError | None = None  # kept after later successes: compare the times
+    failures: int = Field(default=0, ge=0)  # failed polls in a row, 0 once one succeeds
+    interval_seconds: float = Field(ge=0)  # this user's turn comes every this many seconds
+    next_poll_at: datetime | None = None  # None while a poll runs
 
 
 class GistView(Model):
@@ -198,6 +268,13 @@ class UserStatusQuery(Message):
     login: Login
 
 
+class PollStatusQuery(Message):
+    """How polling goes for one user, answered by the poller that owns the user's partition."""
+
+    type: Literal["query.poll_status"] = "query.poll_status"
+    login: Login
+
+
 class GistsQuery(Message):
     """A tracked user's gists: only the unseen ones, or all of them."""
 
@@ -220,6 +297,11 @@ class TrackedUsersReply(Message):
 class UserStatusReply(Message):
     type: Literal["reply.user_status"] = "reply.user_status"
     user: TrackedUser | None = None  # None: not tracked
+
+
+class PollStatusReply(Message):
+    type: Literal["reply.poll_status"] = "reply.poll_status"
+    status: PollStatus | None = None  # None: that poller does not poll the user
 
 
 class GistsReply(Message):
@@ -256,10 +338,12 @@ AnyMessage = Annotated[
     | UserExistsQuery
     | TrackedUsersQuery
     | UserStatusQuery
+    | PollStatusQuery
     | GistsQuery
     | UserExistsReply
     | TrackedUsersReply
     | UserStatusReply
+    | PollStatusReply
     | GistsReply
     | PollReport
     | ErrorReply,
@@ -276,6 +360,26 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json().encode()
 
 
+def readable(raw: dict[str, Any], kind: str) -> bool:
+    """Whether this build can read a message of `kind` with these `version` and `minor`
+    (raises `InvalidMessage` if not); True when it is newer than this build, so its unknown
+    fields are to be dropped."""
+    version, minor = raw.get("version"), raw.get("minor", 0)
+    if type(version) is not int or not MIN_VERSION <= version <= SCHEMA_VERSION:
+        reads = (
+            f"version {SCHEMA_VERSION}"
+            if MIN_VERSION == SCHEMA_VERSION
+            else f"versions {MIN_VERSION} to {SCHEMA_VERSION}"
+        )
+        raise InvalidMessage(
+            f"unsupported schema version {version!r} for {kind} (this build reads {reads}; "
+            "a message of another version needs a build of that version)"
+        )
+    if type(minor) is not int or minor < 0:
+        raise InvalidMessage(f"invalid {kind}: minor: must be a whole number, 0 or more")
+    return minor > SCHEMA_MINOR
+
+
 def parse_message(body: bytes) -> AnyMessage:
     """Bytes to a message, or `InvalidMessage` saying exactly what is wrong."""
     try:
@@ -286,14 +390,10 @@ def parse_message(body: bytes) -> AnyMessage:
         raise InvalidMessage("the body is not a JSON object")
     kind = raw.get("type")
     if kind not in MESSAGE_TYPES:
-        raise InvalidMessage(f"unknown message type {kind!r}")
-    if raw.get("version") != SCHEMA_VERSION:
-        raise InvalidMessage(
-            f"unsupported schema version {raw.get('version')!r} for {kind} "
-            f"(this build reads version {SCHEMA_VERSION})"
-        )
+        raise InvalidMessage(f"unknown message type {kind!r} (not one this build knows)")
+    newer = readable(raw, kind)
     try:
-        return _adapter.validate_python(raw)
+        return _adapter.validate_python(raw, context={NEWER: newer})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or "body"

@@ -22,7 +22,12 @@ PARTITIONED: dict[str, tuple[str, ...]] = {
         "query.gists",
         "query.user_status",
     ),
-    "github_poller": ("event.user_tracked", "event.user_untracked", "command.poll_now"),
+    "github_poller": (
+        "event.user_tracked",
+        "event.user_untracked",
+        "command.poll_now",
+        "query.poll_status",
+    ),
 }
 # Shared queues (after the prefix) → the message types routed to them: any replica answers.
 ROUTES: dict[str, tuple[str, ...]] = {
