@@ -33,8 +33,9 @@ RUN groupadd --system --gid 10001 gistsync \
 COPY --from=build /venv /venv
 # /venv/bin/python is the base's own interpreter, whichever base it is.
 ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-# Each service answers /healthz on its own port; docker-compose.yml sets HEALTH_PORT per service.
-ENV HEALTH_PORT=8080
+# Each service answers /healthz on its ops port (the gateway's GATEWAY_OPS_PORT, 9100, the
+# default command's); docker-compose.yml sets HEALTH_PORT per service.
+ENV HEALTH_PORT=9100
 # Numeric, so that orchestrators can verify runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
@@ -48,6 +49,8 @@ CMD ["python", "-m", "gateway"]
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=unknown
+# The services' gistsync_build_info metric says which revision runs (no layer: ENV is metadata).
+ENV GISTSYNC_REVISION=${REVISION}
 LABEL org.opencontainers.image.title="gistsync" \
       org.opencontainers.image.description="Keeps Pipedrive in step with the public gists of tracked GitHub users." \
       org.opencontainers.image.version="${VERSION}" \

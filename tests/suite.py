@@ -48,6 +48,7 @@ def suite_env(amqp_url: str, prefix: str, **settings: str) -> dict[str, str]:
         AMQP_URL=amqp_url,
         AMQP_PREFIX=prefix,
         GATEWAY_PORT=str(free_port()),
+        GATEWAY_OPS_PORT=str(free_port()),
         GITHUB_POLLER_PORT=str(free_port()),
         PIPEDRIVE_WRITER_PORT=str(free_port()),
     )

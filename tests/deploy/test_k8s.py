@@ -40,6 +40,7 @@ from tests.monitor.monitoring import (
     code_settings,
     env_fields,
     load_yaml,
+    ops_port,
     sandbox_env,
 )
 from tests.monitor.test_dockerfile import instructions
@@ -333,7 +334,7 @@ def code_port(service: str) -> int:
 
 
 def ops_paths() -> set[str]:
-    """The GET paths gistsync.ops serves, on each service's ops port (the gateway's HTTP)."""
+    """The GET paths gistsync.ops serves, on each service's ops port."""
     app = web.Application()
     add_ops_routes(app, lambda: True)
     return {
@@ -354,7 +355,7 @@ def test_probes_ask_the_ops_port_at_the_real_paths(built: Build) -> None:
                 continue
             probe = container[kind]["httpGet"]
             assert probe["path"] == path, f"{service} {kind}"
-            assert container_port(container, probe["port"]) == code_port(service), f"{service}"
+            assert container_port(container, probe["port"]) == ops_port(service), f"{service}"
 
 
 def test_every_workload_has_a_disruption_budget_that_leaves_it_running(built: Build) -> None:
@@ -755,7 +756,7 @@ def test_prometheus_scrapes_the_jobs_compose_does(built: Build) -> None:
         )
         [port] = [p for p in target["spec"]["ports"] if p["name"] == endpoint["port"]]
         container = the_container(workload_of[service])
-        assert container_port(container, port["targetPort"]) == code_port(service), service
+        assert container_port(container, port["targetPort"]) == ops_port(service), service
     for job in ("rabbitmq", "rabbitmq_queues"):
         [(_, endpoint)] = jobs[job]
         assert endpoint["path"] == compose_jobs[job].get("metrics_path", "/metrics"), job

@@ -21,7 +21,7 @@ from tests.deploy.test_k8s import (
     pod_labels,
     the_container,
 )
-from tests.monitor.monitoring import SETTINGS, sandbox_env
+from tests.monitor.monitoring import SETTINGS, ops_port, sandbox_env
 
 NAMESPACE = "here"
 RABBITMQ = {NAME: "rabbitmq", COMPONENT: "rabbitmq"}
@@ -162,15 +162,18 @@ def test_only_the_token_holders_reach_out_over_https(built: Build) -> None:
     assert not allowed(built.objects, found["gateway"], OUTSIDE, 443), "the gateway holds no token"
 
 
-def test_each_service_is_reachable_on_its_own_port_only(built: Build) -> None:
-    """The gateway's HTTP port from anywhere; the others' metrics port, for Prometheus."""
+def test_each_service_is_reachable_on_its_own_ports_only(built: Build) -> None:
+    """The gateway's HTTP port from anywhere; every service's ops port ("metrics"), for
+    Prometheus wherever it runs."""
     found = pods(built.objects)
+    every = {port for other in SETTINGS for port in (code_port(other), ops_port(other))}
     for service in SETTINGS:
-        port = code_port(service)
-        for client in (OUTSIDE, ELSEWHERE):
-            assert allowed(built.objects, client, found[service], port), service
-        others = {code_port(other) for other in SETTINGS} - {port}
-        for other in others:
+        own = {code_port(service), ops_port(service)}
+        assert set(found[service].ports.values()) == own, service
+        for port in own:
+            for client in (OUTSIDE, ELSEWHERE):
+                assert allowed(built.objects, client, found[service], port), (service, port)
+        for other in every - own:
             assert not allowed(built.objects, OUTSIDE, found[service], other), (service, other)
 
 
@@ -180,10 +183,10 @@ def test_services_do_not_call_each_other_over_http(built: Build) -> None:
     for source in SETTINGS:
         for target in SETTINGS:
             if source != target:
-                port = code_port(target)
-                assert not allowed(built.objects, found[source], found[target], port), (
-                    f"{source} → {target}:{port}"
-                )
+                for port in (code_port(target), ops_port(target)):
+                    assert not allowed(built.objects, found[source], found[target], port), (
+                        f"{source} → {target}:{port}"
+                    )
 
 
 def test_the_sandbox_serves_the_token_holders_only() -> None:

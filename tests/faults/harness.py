@@ -85,7 +85,7 @@ def amqp_url(suite: Suite) -> str:
 
 
 def ops(suite: Suite, service: str) -> str:
-    return suite.url(service)
+    return suite.ops_url(service)
 
 
 def logs(suite: Suite, lines: int = 25) -> str:

@@ -260,9 +260,10 @@ async def test_the_api_key_guards_changes_and_reads(
     assert (await gateway.get("/api/users", headers=key)).status == 200
     created = await gateway.post("/api/users", json={"login": "octocat"}, headers=key)
     assert created.status == 202
-    # Probes, metrics and the API description stay open.
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+    # Probes and the API description stay open (the metrics are on the ops port only).
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
         assert (await gateway.get(path)).status == 200, path
+    assert (await gateway.get("/metrics", headers=key)).status == 404
 
 
 async def test_reads_can_be_left_open(

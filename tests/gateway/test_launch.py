@@ -53,6 +53,7 @@ def test_started_processes_hold_only_their_own_secrets(
         AMQP_PREFIX=prefix,
         PARTITIONS="2",
         GATEWAY_PORT=str(free_port()),
+        GATEWAY_OPS_PORT=str(free_port()),
         GATEWAY_API_KEY=SECRETS["GATEWAY_API_KEY"],
     )
     suite = Suite(env, tmp_path)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY, generate_latest
 
 from gistsync.contracts import (
     AnyMessage,
@@ -160,11 +161,23 @@ async def test_show_untracked_user_is_404(gateway: Client, peers: FakeServices) 
     assert "stranger is not tracked" in await response.text()
 
 
+def exposition() -> str:
+    """What the ops port would serve: the metrics of this process (the test's gateway)."""
+    return generate_latest(REGISTRY).decode()
+
+
 async def test_metrics_are_labelled_by_route_template(gateway: Client, peers: FakeServices) -> None:
-    peers.answers["query.gists"] = lambda _: GistsReply(tracked=False)
+    in_flight: list[float | None] = []
+
+    def answer(_: object) -> GistsReply:
+        in_flight.append(REGISTRY.get_sample_value("gistsync_http_requests_in_flight"))
+        return GistsReply(tracked=False)
+
+    peers.answers["query.gists"] = answer
     await gateway.get("/show", params={"user": "someone"})
     await gateway.get("/no/such/page")
-    text = await (await gateway.get("/metrics")).text()
+    text = exposition()
+    assert in_flight == [1.0]  # the request being answered
     assert 'gistsync_http_requests_total{method="GET",route="/show",status="404"}' in text
     assert 'route="unmatched",status="404"' in text
     assert "someone" not in text
@@ -228,14 +241,14 @@ async def test_latency_and_in_flight_are_measured_per_route(
     tracking(peers, "alice")
     await gateway.get("/api/users/alice")
     await gateway.get("/api/users/BoB")
-    text = await (await gateway.get("/metrics")).text()
+    text = exposition()
     labels = 'method="GET",route="/api/users/{login}"'
     for status in ("200", "404"):
         assert f'gistsync_http_request_duration_seconds_count{{{labels},status="{status}"}}' in text
         assert f'gistsync_http_requests_total{{{labels},status="{status}"}}' in text
     assert "BoB" not in text
-    assert "gistsync_http_requests_in_flight 1.0" in text  # this very request
+    assert "gistsync_http_requests_in_flight 0.0" in text  # every request answered
     await gateway.request("PROPFIND", "/api/users")
-    text = await (await gateway.get("/metrics")).text()
+    text = exposition()
     assert 'method="other",route="unmatched",status="405"' in text
     assert "PROPFIND" not in text

@@ -98,6 +98,22 @@ def all_setting_names() -> set[str]:
     return set().union(*code_settings().values())
 
 
+def listen_ports(service: str) -> dict[str, int]:
+    """The ports a service listens on by default, by setting: `<SERVICE>_PORT`, and
+    `<SERVICE>_OPS_PORT` when it has one (the gateway)."""
+    fields = env_fields(SETTINGS[service])
+    wanted = re.compile(rf"{service.upper()}(_OPS)?_PORT")
+    return {
+        name: int(str(field.default)) for name, field in fields.items() if wanted.fullmatch(name)
+    }
+
+
+def ops_port(service: str) -> int:
+    """Where a service answers /metrics, /healthz and /readyz: its ops port."""
+    ports = listen_ports(service)
+    return ports.get(f"{service.upper()}_OPS_PORT", ports[f"{service.upper()}_PORT"])
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.monitor.monitoring import HEALTH_PORT, REPO
+from gistsync.metrics import REVISION_VARIABLE
+from tests.monitor.monitoring import HEALTH_PORT, REPO, ops_port
 
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 
@@ -139,6 +140,36 @@ def test_the_image_has_a_healthcheck_on_the_health_port(final: list[Instruction]
     assert checks and "NONE" not in checks[-1].split()
     assert HEALTH_PORT in checks[-1] and "/healthz" in checks[-1]
     assert any(i.keyword == "ENV" and HEALTH_PORT in i.args for i in final), "a default port"
+
+
+def env_defaults(final: list[Instruction]) -> dict[str, str]:
+    found = {}
+    for instruction in final:
+        if instruction.keyword == "ENV":
+            for word in shlex.split(instruction.args):
+                name, _, value = word.partition("=")
+                found[name] = value
+    return found
+
+
+def test_the_default_health_port_is_the_default_commands_ops_port(
+    final: list[Instruction],
+) -> None:
+    """`docker run gistsync` runs the gateway, whose /healthz is on its ops port only."""
+    command = json.loads([i.args for i in instructions() if i.keyword == "CMD"][-1])
+    assert env_defaults(final)[HEALTH_PORT] == str(ops_port(command[2]))
+
+
+def test_the_image_carries_its_revision_for_the_build_info_metric(
+    final: list[Instruction],
+) -> None:
+    """gistsync_build_info's revision label comes from it (gistsync.metrics); the ARG must be
+    declared before the ENV that reads it, in the final stage."""
+    keywords = [(i.keyword, i.args) for i in final]
+    [declared] = [n for n, (k, a) in enumerate(keywords) if k == "ARG" and a.startswith("REVISION")]
+    assert env_defaults(final)[REVISION_VARIABLE] == "${REVISION}"
+    [used] = [n for n, (k, a) in enumerate(keywords) if k == "ENV" and REVISION_VARIABLE in a]
+    assert declared < used
 
 
 def test_the_default_command_runs_a_service() -> None:

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,7 +132,7 @@ def local_config(env: dict[str, str], rabbitmq: str) -> dict[str, Any]:
     )
     config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
     local = {
-        "gateway": f"127.0.0.1:{env['GATEWAY_PORT']}",
+        "gateway": f"127.0.0.1:{env['GATEWAY_OPS_PORT']}",
         "github_poller": f"127.0.0.1:{env['GITHUB_POLLER_PORT']}",
         "pipedrive_writer": f"127.0.0.1:{env['PIPEDRIVE_WRITER_PORT']}",
         "rabbitmq": rabbitmq,
@@ -329,6 +330,15 @@ def test_every_target_is_up(stack: Stack) -> None:
     assert {target["labels"]["job"] for target in active} == jobs
 
 
+def test_every_service_says_what_it_runs(stack: Stack) -> None:
+    """gistsync_build_info, scraped from each service's ops port (the gateway's included)."""
+    result = stack.query("gistsync_build_info")["data"]["result"]
+    builds = {series["metric"]["job"]: series["metric"] for series in result}
+    assert set(builds) == set(SERVICES)
+    assert {labels["version"] for labels in builds.values()} == {metadata.version("gistsync")}
+    assert len({labels["revision"] for labels in builds.values()}) == 1, builds
+
+
 def evaluation_errors(stack: Stack, queries: list[Query]) -> list[str]:
     errors = []
     for query in queries:
@@ -377,7 +387,7 @@ def test_metrics_pass_promtool_check(stack: Stack, service: str) -> None:
     if promtool is None:
         need("promtool (Debian package prometheus)")
     assert promtool is not None
-    text = httpx.get(f"{stack.url(service)}/metrics", timeout=5).text
+    text = httpx.get(f"{stack.suite.ops_url(service)}/metrics", timeout=5).text
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from pipedrive_writer.notes import parse_note
-from sandbox.launch import PORT_SETTINGS, Suite
+from sandbox.launch import OPS_PORT_SETTINGS, PORT_SETTINGS, Suite
 from tests.suite import free_port, new_prefix, ready, running, suite_env
 from tests.waiting import wait_for
 
@@ -48,18 +48,26 @@ Json = dict[str, Any]
 class Replicas:
     def __init__(self, suite: Suite) -> None:
         self.suite = suite
-        self.ports: dict[str, str] = {}
+        self.ports: dict[str, dict[str, str]] = {}  # each replica's port settings, kept
 
     def start(self, name: str, replica: int) -> None:
-        key = f"{name}@{replica}"
-        port = self.ports.setdefault(key, str(free_port()))
-        self.suite.start(name, replica=str(replica), env={PORT_SETTINGS[name][0]: port})
+        ports = self.ports.setdefault(f"{name}@{replica}", self.new_ports(name))
+        self.suite.start(name, replica=str(replica), env=ports)
+
+    @staticmethod
+    def new_ports(name: str) -> dict[str, str]:
+        """Free ports for the settings of `name`'s listeners (the gateway has two)."""
+        settings = [PORT_SETTINGS[name], OPS_PORT_SETTINGS.get(name, PORT_SETTINGS[name])]
+        return {setting: str(free_port()) for setting, _ in settings}
 
     def url(self, name: str, replica: int) -> str:
-        return f"http://127.0.0.1:{self.ports[f'{name}@{replica}']}"
+        return self.suite.url(name, self.ports[f"{name}@{replica}"])
+
+    def ops_url(self, name: str, replica: int) -> str:
+        return self.suite.ops_url(name, self.ports[f"{name}@{replica}"])
 
     def metric(self, name: str, replica: int, metric: str) -> float:
-        text = httpx.get(f"{self.url(name, replica)}/metrics", timeout=5).text
+        text = httpx.get(f"{self.ops_url(name, replica)}/metrics", timeout=5).text
         for line in text.splitlines():
             if line.startswith(metric + " "):
                 return float(line.split()[1])

@@ -32,7 +32,7 @@ from gateway.services import SERVICES, Services
 from gateway.sessions import REVOCATIONS, SignOuts
 from gateway.settings import Settings
 from gistsync.errors import PublishError, RemoteError
-from gistsync.ops import add_ops_routes
+from gistsync.ops import add_probe_routes
 from gistsync.transport.connection import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,9 @@ def create_app(
     api.add_routes(app)
     ui.add_routes(app)
     openapi.add_routes(app, settings)
-    add_ops_routes(app, lambda: services.ready)
+    # /metrics is on the ops port only (GATEWAY_OPS_PORT); a load balancer in front of this
+    # port may still ask the probes.
+    add_probe_routes(app, lambda: services.ready)
     if settings.api_key is None:
         log.warning(
             "GATEWAY_API_KEY is not set: anyone who reaches this gateway can change what it "

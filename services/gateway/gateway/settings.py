@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from gistsync.settings import GatewaySettings
 
@@ -10,6 +10,9 @@ MIN_SECRET_LENGTH = 16
 
 
 class Settings(GatewaySettings):
+    # /metrics, /healthz and /readyz on GATEWAY_HOST, apart from the public port (which
+    # answers the probes too, never the metrics), like the other services' ops ports.
+    gateway_ops_port: int = Field(9100, ge=1, le=65535)
     # Set: every state change needs it (the X-API-Key header, or a session for the pages).
     # Unset: anyone who reaches the gateway can do anything, so it must not face the internet.
     gateway_api_key: SecretStr | None = None
@@ -50,6 +53,13 @@ class Settings(GatewaySettings):
             return None  # an empty variable (as compose files write it) means unset
         if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("gateway_ops_port", mode="after")
+    @classmethod
+    def _apart_from_the_public_port(cls, value: int, info: ValidationInfo) -> int:
+        if value == info.data.get("gateway_port"):
+            raise ValueError("must differ from GATEWAY_PORT")
         return value
 
     @property

@@ -31,6 +31,8 @@ PORT_SETTINGS = {
     "github_poller": ("GITHUB_POLLER_PORT", "9101"),
     "pipedrive_writer": ("PIPEDRIVE_WRITER_PORT", "9102"),
 }
+# Where a service answers /metrics, /healthz and /readyz when that is not its port above.
+OPS_PORT_SETTINGS = {"gateway": ("GATEWAY_OPS_PORT", "9100")}
 
 
 # Each secret reaches only the processes that use it (as in docker-compose.yml): a gateway
@@ -88,14 +90,22 @@ class Suite:
     processes: dict[str, Process] = field(default_factory=dict)
 
     def url(self, name: str, env: Mapping[str, str] | None = None) -> str:
-        """Base URL of a service (its HTTP or ops port) or of a simulator."""
+        """Base URL of a service (the gateway's public port, the others' ops port) or of a
+        simulator."""
         setting, default = PORT_SETTINGS[name]
+        return f"http://127.0.0.1:{(env or self.env).get(setting, default)}"
+
+    def ops_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        """Base URL of a service's /metrics, /healthz and /readyz."""
+        if name not in OPS_PORT_SETTINGS:
+            return self.url(name, env)
+        setting, default = OPS_PORT_SETTINGS[name]
         return f"http://127.0.0.1:{(env or self.env).get(setting, default)}"
 
     def ready_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
         if name == "sandbox":
             return self.url("github", env) + "/_sandbox/config"
-        return self.url(name, env) + "/readyz"
+        return self.ops_url(name, env) + "/readyz"
 
     def start(
         self,

@@ -8,7 +8,9 @@ DOCKER_HOST set. Phases (each timed):
 - up: `docker compose --profile sandbox up --wait`;
 - flow: track a user, a new gist becomes an activity in the simulated Pipedrive, /show
   marks the gists seen;
-- targets: every Prometheus target is up;
+- targets: every Prometheus target is up, the gateway's on its ops port (its public port has
+  no /metrics), and every service says which version and revision it runs
+  (gistsync_build_info, the revision being the one the image was built from);
 - alert: a dead letter makes GistsyncDeadLetters fire, Prometheus sends it to Alertmanager,
   and Alertmanager delivers it to the webhook of its severity;
 - scale: 2 pollers and 2 writers, one of each crashed (SIGKILL) while users are tracked and
@@ -263,6 +265,24 @@ def check_targets(stack: Stack, replicas: dict[str, int]) -> None:
     print(f"[compose] targets up per job: {per_job}")
 
 
+def check_ops_ports(stack: Stack) -> None:
+    """/metrics on the ops ports only, and the build each service runs."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    ops_port = compose["services"]["gateway"]["environment"]["GATEWAY_OPS_PORT"]
+    [gateway] = [t for t in stack.targets() if t["labels"]["job"] == "gateway"]
+    assert urlsplit(gateway["scrapeUrl"]).port == int(ops_port), gateway["scrapeUrl"]
+    public = stack.http.get(f"{stack.gateway}/metrics")
+    assert public.status_code == 404, f"the public port's /metrics: {public.status_code}"
+    answer = stack.get(f"{stack.prometheus}/api/v1/query", query="gistsync_build_info")
+    builds = {r["metric"]["job"]: r["metric"] for r in answer["data"]["result"]}
+    assert set(builds) == {"gateway", *SCALED}, builds
+    for job, labels in builds.items():
+        for label, variable in (("version", "GISTSYNC_VERSION"), ("revision", "GISTSYNC_REVISION")):
+            assert labels[label] == os.environ.get(variable, labels[label]), (job, labels)
+    revisions = {job: labels["revision"] for job, labels in builds.items()}
+    print(f"[compose] revisions running: {revisions}")
+
+
 def receivers() -> dict[str, str]:
     """alertmanager.yml's receivers by name → the path of their webhook on alert-webhook."""
     config = yaml.safe_load((REPO / "monitor" / "alertmanager" / "alertmanager.yml").read_text())
@@ -402,6 +422,7 @@ def main() -> int:
                 flow(stack)
             with timings.phase("targets"):
                 check_targets(stack, {})
+                check_ops_ports(stack)
             with timings.phase("alert"):
                 alert(stack)
             with timings.phase("scale"):
