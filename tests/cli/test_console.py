@@ -47,6 +47,7 @@ async def test_run_starts_the_service_and_stops_it_on_sigterm(
     port = free_port()
     monkeypatch.setenv("GATEWAY_HOST", "127.0.0.1")
     monkeypatch.setenv("GATEWAY_PORT", str(port))
+    monkeypatch.setenv("GATEWAY_OPS_PORT", str(free_port()))
     process = await asyncio.create_subprocess_exec(
         str(SCRIPT),
         "run",

@@ -24,6 +24,7 @@ async def test_discard_by_id_removes_only_that_one(
     run = await gistsync("deadletters", "discard", "--id", first.message_id)
     assert run.code == 0, run.text
     assert run.out == f"discarded {first.message_id}\n"
+    assert run.err == f"1 dead letter(s) discarded from {broker.topology.prefix}.dead_letters\n"
     await settle(broker, broker.topology.dead_queue, 1)
     [left] = await list_dead_letters(broker.url, broker.topology.prefix)
     assert left.id == second.message_id
@@ -52,7 +53,10 @@ async def test_discard_an_unknown_id_exits_1_and_keeps_the_rest(
     broker, _ = await dead_lettered(brokers, track)
     run = await gistsync("deadletters", "discard", "--id", "no-such-id")
     assert run.code == 1
-    assert run.err == "no dead letter with id no-such-id\n"
+    assert run.err.splitlines() == [
+        "no dead letter with id no-such-id",
+        f"0 dead letter(s) discarded from {broker.topology.prefix}.dead_letters",
+    ]
     await settle(broker, broker.topology.dead_queue, 1)
 
 

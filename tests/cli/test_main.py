@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from gistsync_cli.main import main
+from gistsync_cli.output import Output
 from gistsync_cli.run import run
 from tests.cli.conftest import gistsync
 
@@ -50,3 +52,13 @@ def test_main_is_the_console_scripts_entry_point() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"] == {"gistsync": "gistsync_cli.main:main"}
     assert main.__module__ == "gistsync_cli.main"
+
+
+def test_output_masks_every_secret_it_was_given() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    output = Output(out, err)
+    output.hide(["tok-123456", "abc", ""])  # under 4 characters: would mask ordinary words
+    output.say("sent tok-123456 to abc")
+    output.warn("tok-123456")
+    assert out.getvalue() == "sent *** to abc\n"
+    assert err.getvalue() == "***\n"

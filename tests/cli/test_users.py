@@ -98,7 +98,9 @@ async def test_broker_down_exits_3_without_its_password(
     monkeypatch.setenv("AMQP_URL", "amqp://guest:broker-password-42@127.0.0.1:1/")
     run = await gistsync("users", "list")
     assert run.code == 3
-    assert run.err.startswith("gistsync users: cannot reach the broker amqp://127.0.0.1:1/")
+    assert run.err.startswith(
+        "gistsync users: cannot reach the broker amqp://127.0.0.1:1/: AMQPConnectionError: "
+    )
     assert "broker-password-42" not in run.text
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import aio_pika
 import httpx
 
-from gistsync.settings import CommonSettings, secrets_dir
+from gistsync.settings import CommonSettings, PollerSettings, WriterSettings, secrets_dir
 from gistsync.transport.connection import CONNECTION_ERRORS, broker_address
 from gistsync_cli.config import BadSettings, load, settings_class
-from gistsync_cli.output import EXIT_FAILED, EXIT_OK, Output
+from gistsync_cli.output import EXIT_FAILED, EXIT_OK, Output, reason
 
 GITHUB_API_VERSION = "2022-11-28"
 USER_AGENT = "gistsync-check"
@@ -60,15 +60,9 @@ async def check_broker(settings: CommonSettings) -> Result:
     try:
         connection = await aio_pika.connect(url, timeout=settings.request_timeout_seconds)
     except CONNECTION_ERRORS as exc:
-        return Result("broker", False, f"{where}: {_reason(exc)}")
+        return Result("broker", False, f"{where}: {reason(exc)}")
     await connection.close()
     return Result("broker", True, where)
-
-
-def _reason(exc: BaseException) -> str:
-    """The error's name and text (masked by `Output` on the way out, like everything)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _api_message(response: httpx.Response) -> str:
@@ -117,7 +111,7 @@ def _pipedrive_budget(response: httpx.Response) -> str:
     return f" ({left} tokens left today)" if left else ""
 
 
-async def check_github(settings: Any) -> Result:
+async def check_github(settings: PollerSettings) -> Result:
     url = str(settings.github_api_url).rstrip("/") + "/rate_limit"
     headers = {
         "Authorization": f"Bearer {settings.api_token_github.get_secret_value()}",
@@ -129,7 +123,7 @@ async def check_github(settings: Any) -> Result:
     return await _get("github", url, headers, timeout, _github_budget)
 
 
-async def check_pipedrive(settings: Any) -> Result:
+async def check_pipedrive(settings: WriterSettings) -> Result:
     url = str(settings.pipedrive_api_url).rstrip("/") + "/organizations"
     headers = {
         "x-api-token": settings.api_token_pipedrive.get_secret_value(),
@@ -138,6 +132,10 @@ async def check_pipedrive(settings: Any) -> Result:
     }
     timeout = settings.pipedrive_timeout_seconds
     return await _get("pipedrive", url, headers, timeout, _pipedrive_budget, {"limit": 1})
+
+
+def _not_checked(name: str, service: str) -> Result:
+    return Result(name, False, f"not checked: settings {service} invalid")
 
 
 async def run_checks(services: Sequence[str], output: Output) -> list[Result]:
@@ -158,17 +156,18 @@ async def run_checks(services: Sequence[str], output: Output) -> list[Result]:
     if common is not None:
         output.hide(common.secrets())
         results.append(await check_broker(common))
-    apis = {
-        "github_poller": ("github", check_github),
-        "pipedrive_writer": ("pipedrive", check_pipedrive),
-    }
-    for service, (name, check) in apis.items():
-        if service not in services:
-            continue
-        if service in loaded:
-            results.append(await check(loaded[service]))
+    if "github_poller" in services:
+        poller = loaded.get("github_poller")
+        if isinstance(poller, PollerSettings):
+            results.append(await check_github(poller))
         else:
-            results.append(Result(name, False, f"not checked: settings {service} invalid"))
+            results.append(_not_checked("github", "github_poller"))
+    if "pipedrive_writer" in services:
+        writer = loaded.get("pipedrive_writer")
+        if isinstance(writer, WriterSettings):
+            results.append(await check_pipedrive(writer))
+        else:
+            results.append(_not_checked("pipedrive", "pipedrive_writer"))
     return results
 
 

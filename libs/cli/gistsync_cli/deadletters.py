@@ -54,6 +54,7 @@ async def _run(args: argparse.Namespace, url: str, prefix: str, output: Output) 
             output.say(f"discarded {discarded}")
         for unknown in dropped.unknown:
             output.warn(f"no dead letter with id {unknown}")
+        output.warn(f"{len(dropped.discarded)} dead letter(s) discarded from {prefix}.dead_letters")
         return dropped.exit_code
     report = await replay_dead_letters(url, prefix, ids)
     for replayed in report.replayed:

@@ -36,3 +36,9 @@ class Output:
 
     def warn(self, text: str) -> None:
         print(self.mask(text), file=self.err)
+
+
+def reason(exc: BaseException) -> str:
+    """An error's name and text, for one line (masked by `Output` on the way out)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

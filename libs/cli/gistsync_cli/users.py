@@ -15,7 +15,14 @@ from gistsync.contracts import LOGIN_PATTERN
 from gistsync.errors import PublishError, RemoteError, RequestTimeout
 from gistsync.transport.connection import CONNECTION_ERRORS, broker_address
 from gistsync_cli.config import BadSettings, load
-from gistsync_cli.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Output
+from gistsync_cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Output,
+    reason,
+)
 
 NAME = "gistsync-cli"
 
@@ -79,7 +86,7 @@ async def _run(
             # One try: an operator wants to hear now that the broker is not there.
             await broker.connect(retry_for=0)
         except CONNECTION_ERRORS as exc:
-            output.warn(f"gistsync users: cannot reach the broker {address}: {type(exc).__name__}")
+            output.warn(f"gistsync users: cannot reach the broker {address}: {reason(exc)}")
             return EXIT_UNREACHABLE
         services = BrokerServices(broker, settings)
         if action == "list":
