@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.settings import Settings as GatewayServiceSettings
 from gistsync.logs import JsonFormatter
 from gistsync.settings import (
     DEFAULT_SECRETS_DIR,
@@ -27,7 +28,14 @@ from pipedrive_writer.settings import Settings as WriterServiceSettings
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty settings directory, and none of its settings in the environment."""
     monkeypatch.setenv(SECRETS_DIR_VARIABLE, str(tmp_path))
-    for name in ("API_TOKEN_GITHUB", "API_TOKEN_PIPEDRIVE", "AMQP_URL", "AMQP_PREFIX"):
+    names = (
+        "API_TOKEN_GITHUB",
+        "API_TOKEN_PIPEDRIVE",
+        "AMQP_URL",
+        "AMQP_PREFIX",
+        "GATEWAY_API_KEY",
+    )
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -61,10 +69,14 @@ def test_the_services_settings_read_files_too(files: Path) -> None:
     (files / "api_token_github").write_text("gh-file")
     (files / "api_token_pipedrive").write_text("pd-file")
     (files / "poll_interval_seconds").write_text("7.5")
+    (files / "gateway_api_key").write_text("an-api-key-of-32-characters-long\n")
     poller = PollerServiceSettings()
     assert poller.api_token_github.get_secret_value() == "gh-file"
     assert poller.poll_interval_seconds == 7.5
     assert WriterServiceSettings().api_token_pipedrive.get_secret_value() == "pd-file"
+    gateway = GatewayServiceSettings()
+    assert gateway.api_key == "an-api-key-of-32-characters-long"
+    assert "an-api-key-of-32-characters-long" in gateway.secrets()
 
 
 def test_a_missing_directory_is_not_an_error(
