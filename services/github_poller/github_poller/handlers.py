@@ -5,6 +5,8 @@
   `event.user_tracked` → poll that user at once, then on schedule;
   `event.user_untracked` → stop polling that user.
 - `command.poll_now` to a partition → poll that partition's users now and report.
+- `query.poll_status` (to the user's partition) → how the polling of that user goes, from
+  memory (`PollStatusReply`, `status` None when this poller does not poll them).
 - `github_poller.queries` queue: `query.user_exists` → ask GitHub (a login GitHub said does
   not exist is answered from memory for `unknown_user_ttl` seconds); `command.poll_now` → poll
   every user this replica tracks now and report `PollReport(users=<users polled>,
@@ -23,6 +25,8 @@ from gistsync.contracts import (
     Message,
     PollNow,
     PollReport,
+    PollStatusQuery,
+    PollStatusReply,
     UserExistsQuery,
     UserExistsReply,
     UserTracked,
@@ -96,6 +100,8 @@ class Handlers:
                 lambda key: partition_of(key, self._partitions) == wanted
             )
             return PollReport(users=users, new_gists=new_gists)
+        if isinstance(message, PollStatusQuery):
+            return PollStatusReply(status=self._poller.status(message.login))
         if isinstance(message, UserTracked):
             self._poller.track(message.login)  # a duplicate is harmless
             return None

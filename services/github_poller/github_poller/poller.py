@@ -27,6 +27,10 @@ what its read published would answer 304 over gists the writer may never have re
 
 A user's ETag is remembered only once everything that read found is published, so a failed
 publish means the next poll reads everything again instead of skipping it.
+
+For operators (`status`, answering `query.poll_status`), per user and in memory too: when the
+last poll ended, when a poll last published something, the last error with its time, the
+failures in a row, and how often the user's turn comes. It goes with the user.
 """
 
 from __future__ import annotations
@@ -37,13 +41,17 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from gistsync.contracts import (
+    POLL_ERROR_MAX,
     Gist,
     GistDeleted,
     GistDiscovered,
     Message,
+    PollError,
+    PollStatus,
     TrackedUsersQuery,
     TrackedUsersReply,
     login_key,
@@ -75,6 +83,11 @@ class PolledUser:
     published: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     first_read_done: bool = False
+    # What `Poller.status` shows, in wall-clock seconds.
+    last_poll_at: float | None = None
+    last_change_at: float | None = None
+    last_error: tuple[float, str] | None = None
+    failures: int = 0  # polls in a row that failed or were rate limited
 
 
 @dataclass
@@ -269,7 +282,32 @@ class Poller:
         user = self._users[key]
         result = await self._poll(user)
         metrics.POLLS.labels("failed" if result.outcome == "rate_limited" else result.outcome).inc()
+        user.last_poll_at = self._wall()
+        user.failures = user.failures + 1 if result.outcome in ("failed", "rate_limited") else 0
         return result
+
+    def _failed(self, user: PolledUser, text: str) -> None:
+        user.last_error = (self._wall(), text[:POLL_ERROR_MAX])
+
+    def status(self, login: str) -> PollStatus | None:
+        """How the polling of `login` goes; None for a user this poller does not poll."""
+        key = login_key(login)
+        user = self._users.get(key)
+        now = self._clock()
+        interval = self._schedule.interval_of(key, now)
+        if user is None or interval is None:
+            return None
+        due = self._schedule.due_of(key)
+        wall = self._wall()
+        error = user.last_error
+        return PollStatus(
+            last_poll_at=moment(user.last_poll_at),
+            last_change_at=moment(user.last_change_at),
+            last_error=None if error is None else PollError(at=at(error[0]), text=error[1]),
+            failures=user.failures,
+            interval_seconds=round(interval, 3),
+            next_poll_at=None if due is None else moment(wall + max(due - now, 0.0)),
+        )
 
     async def _poll(self, user: PolledUser) -> PollResult:
         conditional = user.etag is not None
@@ -281,18 +319,23 @@ class Poller:
                 return PollResult("not_modified", conditional=True)
             requests = listing.requests
             await self._publish_changes(user, listing.gists, listing.requests > 1, counts)
-        except RateLimited:
+        except RateLimited as exc:
+            self._failed(user, str(exc))
             return PollResult("rate_limited")  # the client logged it; the user keeps its turn
         except UserNotFound as exc:
+            self._failed(user, str(exc))
             log.warning(
                 "poll failed: no such user on GitHub",
                 extra={"login": user.login, "error": str(exc)},
             )
             return PollResult("failed", counts[0], requests=requests)
         except (GitHubError, TransientError) as exc:
+            self._failed(user, str(exc))
             log.warning("poll failed", extra={"login": user.login, "error": str(exc)})
             return PollResult("failed", counts[0], requests=requests)
-        except Exception:
+        except Exception as exc:
+            # Its text is nobody's to show: only its kind.
+            self._failed(user, f"unexpected error ({type(exc).__name__}); see the poller's log")
             log.exception("poll failed unexpectedly", extra={"login": user.login})
             return PollResult("failed", counts[0], requests=requests)
         user.etag = listing.etag
@@ -315,6 +358,7 @@ class Poller:
             edit = gist.id in user.published
             await self._publish(GistDiscovered(login=user.login, gist=gist))
             user.published[gist.id] = fingerprint(gist)
+            user.last_change_at = self._wall()
             if edit:
                 edits += 1
                 metrics.GISTS_EDITED.inc()
@@ -330,6 +374,7 @@ class Poller:
                     continue
                 await self._publish(GistDeleted(login=user.login, gist_id=gist_id))
                 del user.published[gist_id]
+                user.last_change_at = self._wall()
                 user.missing.discard(gist_id)
                 deleted += 1
                 metrics.GISTS_DELETED.inc()
@@ -373,6 +418,14 @@ class Poller:
                 later.append(waiter)
         if later:
             self._waiters[key] = later
+
+
+def at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def moment(epoch: float | None) -> datetime | None:
+    return None if epoch is None else at(epoch)
 
 
 async def load_tracked_users(

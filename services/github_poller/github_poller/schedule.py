@@ -206,6 +206,22 @@ class Schedule:
         slot.failures = slot.failures + 1 if outcome is Outcome.FAILED else 0
         slot.due = slot.started + self._wait_after(slot, now)
 
+    # --- what an operator sees of one user ------------------------------------------------
+
+    def interval_of(self, key: str, now: float) -> float | None:
+        """How often this user's turn comes now: the effective interval, stretched by the
+        backoff of failures in a row; None for a user not scheduled here."""
+        slot = self._slots.get(key)
+        return None if slot is None else self._wait_after(slot, now)
+
+    def due_of(self, key: str) -> float | None:
+        """When this user's next poll may start (the pause included); None while one runs
+        or for a user not scheduled here."""
+        slot = self._slots.get(key)
+        if slot is None or slot.busy:
+            return None
+        return max(slot.due, self.paused_until)
+
     def _wait_after(self, slot: _Slot, now: float) -> float:
         every = self.effective_interval(now)
         if slot.failures == 0:
