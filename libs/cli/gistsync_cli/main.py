@@ -92,12 +92,8 @@ def main(
     if args.command == "users":
         from gistsync_cli.users import users
 
-        return users(
-            args.action,
-            getattr(args, "login", None),
-            args.json if args.action == "list" else False,
-            output,
-        )
+        login = getattr(args, "login", None)
+        return users(args.action, login, getattr(args, "json", False), output)
     from gistsync_cli.deadletters import deadletters
 
     return deadletters(args, output)
