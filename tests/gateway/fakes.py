@@ -22,6 +22,9 @@ from gistsync.contracts import (
     Message,
     PollNow,
     PollReport,
+    PollStatus,
+    PollStatusQuery,
+    PollStatusReply,
     TrackedUser,
     TrackedUsersQuery,
     TrackedUsersReply,
@@ -110,6 +113,7 @@ class World:
     seen: set[str] = field(default_factory=set)
     # GitHub as a whole: every valid login is a user (for generated requests).
     everyone_exists: bool = False
+    polls: dict[str, PollStatus] = field(default_factory=dict)  # key → what the poller says
 
     def add_user(self, login: str, *gists: GistView) -> None:
         self.github[login_key(login)] = login
@@ -139,6 +143,8 @@ class World:
             case UserStatusQuery(login=login):
                 key = login_key(login)
                 return UserStatusReply(user=self.user(key) if key in self.tracked else None)
+            case PollStatusQuery(login=login):
+                return PollStatusReply(status=self.polls.get(login_key(login)))
             case GistsQuery(login=login, include_seen=include_seen):
                 key = login_key(login)
                 if key not in self.tracked:
@@ -165,6 +171,7 @@ ANSWERED = (
     "query.user_exists",
     "query.tracked_users",
     "query.user_status",
+    "query.poll_status",
     "query.gists",
     "command.track_user",
     "command.untrack_user",
@@ -216,6 +223,10 @@ class FakeServices:
 
     async def user_status(self, login: str, *, cid: str) -> TrackedUser | None:
         return self.ask(UserStatusQuery(login=login, correlation_id=cid), UserStatusReply).user
+
+    async def poll_status(self, login: str, *, cid: str) -> PollStatus | None:
+        query = PollStatusQuery(login=login, correlation_id=cid)
+        return self.ask(query, PollStatusReply).status
 
     async def gists(self, login: str, *, include_seen: bool, cid: str) -> GistsReply:
         query = GistsQuery(login=login, include_seen=include_seen, correlation_id=cid)

@@ -223,9 +223,11 @@ async def test_track_read_mark_and_untrack_through_the_broker(
     created = await gateway.post("/api/users", json={"login": "octocat"})
     assert created.status == 202 and created.headers["Location"] == "/api/users/OctoCat"
     await eventually(lambda: "octocat" in world.tracked)
-    one = await gateway.get("/api/users/OCTOCAT")  # one user: the partitioned query
-    assert await one.json() == {"login": "OctoCat", "unseen": 1}
+    # One user: the partitioned queries, to the writer and to the poller.
+    one = await (await gateway.get("/api/users/OCTOCAT")).json()
+    assert (one["login"], one["unseen"], one["polling"]["state"]) == ("OctoCat", 1, "not_polled")
     assert [m.type for m in peers.received if m.type == "query.user_status"]
+    assert [m.type for m in peers.received if m.type == "query.poll_status"]
     listed = await (await gateway.get("/list")).json()
     assert sorted(listed["data"]) == ["OctoCat", "alice"]
     seen = await gateway.post("/api/users/octocat/gists/seen", json={"all": True})

@@ -8,12 +8,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from aiohttp import web
 
 from gateway.context import SETTINGS, correlation_id
 from gateway.services import SERVICES, Services
-from gistsync.contracts import GistsReply, GistView, TrackedUser
+from gistsync.contracts import GistsReply, GistView, PollStatus, TrackedUser
 from gistsync.errors import PublishError, RemoteError, RequestTimeout
 
 
@@ -28,6 +29,43 @@ async def tracked_users(request: web.Request) -> tuple[TrackedUser, ...]:
 async def find_tracked(request: web.Request, login: str) -> TrackedUser | None:
     """The tracked user with this login in any letter case, or None."""
     return await services(request).user_status(login, cid=correlation_id(request))
+
+
+@dataclass(frozen=True)
+class Polling:
+    """What the poller said of a user's polling, or why it said nothing."""
+
+    state: Literal["reported", "not_polled", "unknown"]
+    status: PollStatus | None = None
+    detail: str | None = None
+
+
+def unknown_because(exc: RequestTimeout | PublishError | RemoteError) -> str:
+    """Why a poll status is unknown, in fixed words: no upstream detail reaches the page."""
+    if isinstance(exc, RequestTimeout):
+        return "The poller did not answer in time."
+    if isinstance(exc, PublishError):
+        return "The message broker is not reachable."
+    return "The poller failed to answer."
+
+
+async def polling(request: web.Request, login: str) -> Polling:
+    """The user's poll status; never fails: a poller that does not answer makes it unknown,
+    and the rest of the page or answer is shown all the same."""
+    try:
+        status = await services(request).poll_status(login, cid=correlation_id(request))
+    except (RequestTimeout, PublishError, RemoteError) as exc:
+        return Polling("unknown", detail=unknown_because(exc))
+    if status is None:
+        return Polling("not_polled", detail="The poller does not poll this user (yet).")
+    return Polling("reported", status)
+
+
+async def user_detail(request: web.Request, login: str) -> tuple[TrackedUser | None, Polling]:
+    """The tracked user (as `find_tracked`) and their polling, asked of the writer and the
+    poller at once."""
+    user, poll = await asyncio.gather(find_tracked(request, login), polling(request, login))
+    return user, poll
 
 
 async def gists(request: web.Request, login: str, *, include_seen: bool) -> GistsReply:

@@ -21,6 +21,7 @@ from gateway.schemas import (
     Gist,
     GistList,
     Polling,
+    PollingError,
     SeenAccepted,
     SeenRequest,
     State,
@@ -28,7 +29,9 @@ from gateway.schemas import (
     TrackRequest,
     Untracking,
     User,
+    UserDetail,
     UserList,
+    UserPolling,
 )
 from gistsync.contracts import check_login
 
@@ -141,12 +144,28 @@ async def create_user(request: web.Request) -> web.Response:
     return answer(Tracking(login=result.login, state="tracking"), 202, Location=location)
 
 
+def user_polling(polling: actions.Polling) -> UserPolling:
+    status = polling.status
+    if status is None:
+        return UserPolling(state=polling.state, detail=polling.detail)
+    error = status.last_error
+    return UserPolling(
+        state=polling.state,
+        last_poll_at=status.last_poll_at,
+        last_change_at=status.last_change_at,
+        last_error=None if error is None else PollingError(at=error.at, message=error.text),
+        failures=status.failures,
+        interval_seconds=status.interval_seconds,
+        next_poll_at=status.next_poll_at,
+    )
+
+
 async def get_user(request: web.Request) -> web.Response:
     login = login_in_path(request)
-    user = await actions.find_tracked(request, login)
+    user, polling = await actions.user_detail(request, login)
     if user is None:
         raise not_tracked(login)
-    return answer(User(login=user.login, unseen=user.unseen))
+    return answer(UserDetail(login=user.login, unseen=user.unseen, polling=user_polling(polling)))
 
 
 async def delete_user(request: web.Request) -> web.Response:

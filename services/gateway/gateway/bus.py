@@ -24,6 +24,9 @@ from gistsync.contracts import (
     Message,
     PollNow,
     PollReport,
+    PollStatus,
+    PollStatusQuery,
+    PollStatusReply,
     TrackedUser,
     TrackedUsersQuery,
     TrackedUsersReply,
@@ -42,7 +45,7 @@ R = TypeVar("R", bound=Message)
 GRACE_SECONDS = 1.0
 # Reads answered from what a service holds, whatever the moment they were asked while in
 # flight. Not `PollNow`: it promises a poll that starts after it was asked.
-SHAREABLE = (TrackedUsersQuery, UserStatusQuery, GistsQuery, UserExistsQuery)
+SHAREABLE = (TrackedUsersQuery, UserStatusQuery, PollStatusQuery, GistsQuery, UserExistsQuery)
 Key = tuple[str, float]
 
 
@@ -72,6 +75,10 @@ class BrokerServices:
     async def user_status(self, login: str, *, cid: str) -> TrackedUser | None:
         query = UserStatusQuery(login=login, correlation_id=cid)
         return (await self.ask(query, UserStatusReply)).user
+
+    async def poll_status(self, login: str, *, cid: str) -> PollStatus | None:
+        query = PollStatusQuery(login=login, correlation_id=cid)
+        return (await self.ask(query, PollStatusReply)).status
 
     async def gists(self, login: str, *, include_seen: bool, cid: str) -> GistsReply:
         query = GistsQuery(login=login, include_seen=include_seen, correlation_id=cid)

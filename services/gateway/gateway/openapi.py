@@ -162,8 +162,12 @@ OPERATIONS = (
         "Their gists become Pipedrive activities within a few poll intervals.",
     ),
     Op(
-        "/api/users/{login}", "get", "getUser", "One tracked user", "users",
-        {"200": json_answer("User", "The user."), **ONE_USER},
+        "/api/users/{login}", "get", "getUser",
+        "One tracked user, and how their polling goes", "users",
+        {"200": json_answer("UserDetail", "The user."), **ONE_USER},
+        description="`unseen` comes from the writer, `polling` from the poller that polls "
+        "the user, asked at once. A poller that does not answer in time leaves `polling` "
+        "`unknown`; the rest is answered all the same.",
     ),
     Op(
         "/api/users/{login}", "delete", "untrackUser", "Stop tracking a user", "users",

@@ -15,7 +15,7 @@ from html import escape
 from urllib.parse import quote, urlsplit
 
 from gateway.security import CSRF_FIELD, Flash
-from gistsync.contracts import GistView, TrackedUser
+from gistsync.contracts import GistView, PollStatus, TrackedUser
 
 STYLESHEET = "/assets/gistsync.css"
 STYLE = """\
@@ -68,6 +68,10 @@ border:1px solid var(--line);color:var(--muted)}
 .seen{color:var(--muted);font-size:.85rem}
 .danger-zone{margin-top:2rem}
 dl.op dt{font-family:ui-monospace,monospace;margin-top:1rem}dl.op dd{margin-left:1rem}
+.polling{margin:0 0 1rem;padding:.6rem 1rem;border:1px solid var(--line);border-radius:8px}
+.polling dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.4rem 0 0}
+.polling dt{color:var(--muted)}.polling dd{margin:0;overflow-wrap:anywhere}
+.polling .failed{color:var(--err)}
 """
 
 
@@ -87,12 +91,24 @@ def user_path(login: str, suffix: str = "") -> str:
     return f"/users/{quote(login, safe='')}{suffix}"
 
 
-def when(moment: datetime | None) -> str:
+def when(moment: datetime | None, *, seconds: bool = False) -> str:
     if moment is None:
         return ""
     utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     stamp = utc.isoformat().replace("+00:00", "Z")
-    return f'<time datetime="{esc(stamp)}">{utc:%Y-%m-%d %H:%M} UTC</time>'
+    shown = f"{utc:%Y-%m-%d %H:%M:%S}" if seconds else f"{utc:%Y-%m-%d %H:%M}"
+    return f'<time datetime="{esc(stamp)}">{shown} UTC</time>'
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `5 min`, `1 h 30 min`: how often, said the way a person would."""
+    whole = round(seconds)
+    if whole < 120:
+        return f"{seconds:g} s" if whole < 10 else f"{whole} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 # --- the frame every interactive page shares -------------------------------------------
@@ -201,7 +217,41 @@ def gist_entry(gist: GistView, frame: Frame, login: str) -> str:
     )
 
 
-def user_page(login: str, gists: tuple[GistView, ...], state: str, frame: Frame) -> str:
+def polling_panel(state: str, status: PollStatus | None, detail: str | None) -> str:
+    """How the user's polling goes: what the poller said, or that it said nothing."""
+    head = "<h2>Polling</h2>"
+    if status is None:
+        text = "Polling status unknown. " if state == "unknown" else ""
+        body = f"<p class=hint>{esc(text)}{esc(detail or '')}</p>"
+        return f'<section class=polling id=polling data-state="{esc(state)}">{head}{body}</section>'
+    error = status.last_error
+    failures = (
+        f" ({status.failures} failed poll{'s' if status.failures != 1 else ''} in a row)"
+        if status.failures
+        else ""
+    )
+    rows = [
+        ("Last poll", when(status.last_poll_at, seconds=True) or "not yet"),
+        ("Last change seen", when(status.last_change_at, seconds=True) or "none yet"),
+        (
+            "Last error",
+            f"<span class=failed>{when(error.at, seconds=True)}: {esc(error.text)}</span>"
+            if error is not None
+            else "none",
+        ),
+        ("Polled every", f"{esc(duration(status.interval_seconds))}{esc(failures)}"),
+        ("Next poll", when(status.next_poll_at, seconds=True) or "running now"),
+    ]
+    items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    return (
+        f'<section class=polling id=polling data-state="{esc(state)}">{head}'
+        f"<dl>{items}</dl></section>"
+    )
+
+
+def user_page(
+    login: str, gists: tuple[GistView, ...], state: str, frame: Frame, polling: str = ""
+) -> str:
     unseen = [g for g in gists if not g.seen]
     tabs = (
         '<nav class="tabs">'
@@ -236,7 +286,7 @@ def user_page(login: str, gists: tuple[GistView, ...], state: str, frame: Frame)
         "danger-zone",
     )
     content = (
-        f'<p><a href="/">&larr; All users</a></p><h1>{heading}</h1>{tabs}{actions}'
+        f'<p><a href="/">&larr; All users</a></p><h1>{heading}</h1>{polling}{tabs}{actions}'
         f"{listing}{untrack}"
     )
     return layout(f"gistsync: {login}", content, frame)

@@ -14,6 +14,7 @@ from gistsync.contracts import LOGIN_REGEX, GistId, GistView, Login
 
 MAX_GIST_IDS = 1000
 State = Literal["unseen", "all"]
+PollingState = Literal["reported", "not_polled", "unknown"]
 STATES: tuple[State, ...] = ("unseen", "all")
 REF_TEMPLATE = "#/components/schemas/{model}"
 Json = dict[str, Any]
@@ -84,6 +85,50 @@ class SeenRequest(Body):
 class User(Answer):
     login: ApiLogin
     unseen: int = Field(ge=0)
+
+
+class PollingError(Answer):
+    at: datetime
+    message: str = Field(description="What went wrong, in a line.")
+
+
+class UserPolling(Answer):
+    """How the polling of one user goes, as the poller that polls them reports it."""
+
+    state: PollingState = Field(
+        description="`reported`: the poller answered with the fields below. `not_polled`: "
+        "the poller answered that it does not poll this user (yet: a user just tracked, or "
+        "a partition changing hands). `unknown`: the poller did not answer in time or "
+        "failed; `detail` says which, the other fields are null."
+    )
+    detail: str | None = Field(None, description="Why the state is not `reported`.")
+    last_poll_at: datetime | None = Field(
+        None, description="When the last poll of this user ended, whatever its outcome."
+    )
+    last_change_at: datetime | None = Field(
+        None,
+        description="When a poll last found a gist new or edited (a first read counts every "
+        "gist), or one deleted.",
+    )
+    last_error: PollingError | None = Field(
+        None,
+        description="The last failed poll (GitHub 5xx, timeout, rate limit, 404: no such "
+        "user). Kept after later successes: compare its time with `last_poll_at`.",
+    )
+    failures: int | None = Field(None, ge=0, description="Failed polls in a row.")
+    interval_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How often this user is polled now: the poll interval, stretched when "
+        "GitHub's budget is short or by the backoff of failures in a row.",
+    )
+    next_poll_at: datetime | None = Field(None, description="Null while a poll runs.")
+
+
+class UserDetail(Answer):
+    login: ApiLogin
+    unseen: int = Field(ge=0)
+    polling: UserPolling
 
 
 class UserList(Answer):
@@ -169,6 +214,7 @@ class Problem(BaseModel):
 REQUESTS: tuple[type[BaseModel], ...] = (TrackRequest, SeenRequest)
 ANSWERS: tuple[type[BaseModel], ...] = (
     UserList,
+    UserDetail,
     Tracking,
     Untracking,
     GistList,

@@ -16,7 +16,7 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway.sessions import Revocations, SignOuts
-from gistsync.contracts import GistsReply, PollReport, TrackedUser
+from gistsync.contracts import GistsReply, PollReport, PollStatus, TrackedUser
 
 
 class Services(Protocol):
@@ -33,6 +33,11 @@ class Services(Protocol):
 
     async def user_status(self, login: str, *, cid: str) -> TrackedUser | None:
         """One tracked user (the login in any letter case), or None."""
+        ...
+
+    async def poll_status(self, login: str, *, cid: str) -> PollStatus | None:
+        """How the polling of one user goes, from the poller that polls them; None when it
+        does not poll them."""
         ...
 
     async def gists(self, login: str, *, include_seen: bool, cid: str) -> GistsReply:

@@ -7,6 +7,7 @@ CSRF tokens and sessions are checked by `guard.guard` before these handlers run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -109,7 +110,10 @@ async def user(request: web.Request) -> web.Response:
     except ValueError:
         raise Problem(404, f"{raw[:80]!r} is not a GitHub login.") from None
     state = "all" if request.query.get("state") == "all" else "unseen"
-    reply = await actions.gists(request, login, include_seen=state == "all")
+    reply, polling = await asyncio.gather(
+        actions.gists(request, login, include_seen=state == "all"),
+        actions.polling(request, login),
+    )
     if not reply.tracked or reply.login is None:
         raise Problem(404, f"{login} is not tracked. Add them from the list of tracked users.")
     if reply.login != login:  # one address per user: GitHub's spelling
@@ -117,7 +121,8 @@ async def user(request: web.Request) -> web.Response:
         return see_other(pages.user_path(reply.login, suffix))
     frame = frame_of(request)
     shown = newest_first(reply.gists if state == "all" else actions.unseen(reply))
-    return page(request, frame, pages.user_page(reply.login, shown, state, frame))
+    panel = pages.polling_panel(polling.state, polling.status, polling.detail)
+    return page(request, frame, pages.user_page(reply.login, shown, state, frame, panel))
 
 
 async def stylesheet(_: web.Request) -> web.Response:
