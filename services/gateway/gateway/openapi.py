@@ -247,7 +247,7 @@ def status(*values: str) -> Json:
     }
 
 
-# Probes and metrics: open on every gateway, no shared answers.
+# Probes: open on every gateway, no shared answers (the metrics are on the ops port).
 OPS_PATHS: Json = {
     "/healthz": {"get": {
         "summary": "Liveness", "tags": ["ops"], "operationId": "healthz",
@@ -260,10 +260,6 @@ OPS_PATHS: Json = {
             "200": content(JSON, status("ready"), "Ready."),
             "503": content(JSON, status("not ready"), "Not connected."),
         },
-    }},
-    "/metrics": {"get": {
-        "summary": "Prometheus metrics", "tags": ["ops"], "operationId": "metrics",
-        "responses": {"200": content("text/plain", {"type": "string"}, "The metrics.")},
     }},
 }  # fmt: skip
 INFO: Json = {
