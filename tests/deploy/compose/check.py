@@ -233,7 +233,8 @@ def flow(stack: Stack) -> None:
 
     until(all_seen, "the shown gists marked done in Pipedrive", 30)
     user = stack.get(f"{stack.gateway}/api/users/{login}")
-    assert user == {"login": login, "unseen": 0}, user
+    assert (user["login"], user["unseen"]) == (login, 0), user
+    assert user["polling"]["state"] == "reported" and user["polling"]["last_poll_at"], user
     print(f"[compose] {login}: {len(gists)} gists, one activity each, all seen")
 
 
