@@ -1,5 +1,5 @@
 """`gistsync users list|add|remove`: the tracked users, through the broker, with the messages
-and the steps the gateway uses (`gateway.bus.BrokerServices`, `gateway.actions`): a user is
+and the steps the gateway takes (`gateway.bus.BrokerServices`, `gateway.actions`): a user is
 added under GitHub's spelling of the login, once, and only when GitHub knows them."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 
+from gateway.actions import Tracking, track_user, untrack_user
 from gateway.bus import BrokerServices
 from gateway.settings import Settings
 from gistsync.broker import Broker
@@ -42,33 +43,23 @@ async def _list(services: BrokerServices, as_json: bool, output: Output) -> int:
 
 
 async def _add(services: BrokerServices, login: str, output: Output) -> int:
-    """As `gateway.actions.track`: the writer first (a tracked user costs no GitHub request),
-    then GitHub's spelling, then the command."""
-    cid = _cid()
-    tracked = await services.user_status(login, cid=cid)
-    if tracked is not None:
-        output.say(f"already tracked: {tracked.login}")
-        return EXIT_OK
-    canonical = await services.github_login(login, cid=cid)
-    if canonical is None:
+    result = await track_user(services, login, cid=_cid())
+    if result.outcome is Tracking.NO_SUCH_USER:
         output.warn(f"no GitHub user {login}")
         return EXIT_FAILED
-    if canonical != login and await services.user_status(canonical, cid=cid) is not None:
-        output.say(f"already tracked: {canonical}")
-        return EXIT_OK
-    await services.track(canonical, cid=cid)
-    output.say(f"tracking {canonical}")
+    if result.outcome is Tracking.ALREADY:
+        output.say(f"already tracked: {result.login}")
+    else:
+        output.say(f"tracking {result.login}")
     return EXIT_OK
 
 
 async def _remove(services: BrokerServices, login: str, output: Output) -> int:
-    cid = _cid()
-    tracked = await services.user_status(login, cid=cid)
-    if tracked is None:
+    untracked = await untrack_user(services, login, cid=_cid())
+    if untracked is None:
         output.warn(f"not tracked: {login}")
         return EXIT_FAILED
-    await services.untrack(tracked.login, cid=cid)
-    output.say(f"no longer tracking {tracked.login}")
+    output.say(f"no longer tracking {untracked}")
     return EXIT_OK
 
 

@@ -86,29 +86,37 @@ class TrackResult:
 
 
 async def track(request: web.Request, login: str) -> TrackResult:
-    """Track a GitHub user under GitHub's spelling of the login, once.
+    return await track_user(services(request), login, cid=correlation_id(request))
+
+
+async def track_user(services: Services, login: str, *, cid: str) -> TrackResult:
+    """Track a GitHub user under GitHub's spelling of the login, once (every audience, the
+    command line included, goes through here).
 
     Asks the writer first: a user already tracked costs no GitHub request.
     """
-    tracked = await find_tracked(request, login)
+    tracked = await services.user_status(login, cid=cid)
     if tracked is not None:
         return TrackResult(Tracking.ALREADY, tracked.login)
-    cid = correlation_id(request)
-    canonical = await services(request).github_login(login, cid=cid)
+    canonical = await services.github_login(login, cid=cid)
     if canonical is None:
         return TrackResult(Tracking.NO_SUCH_USER, login)
-    if canonical != login and await find_tracked(request, canonical) is not None:
+    if canonical != login and await services.user_status(canonical, cid=cid) is not None:
         return TrackResult(Tracking.ALREADY, canonical)  # a renamed user, tracked already
-    await services(request).track(canonical, cid=cid)
+    await services.track(canonical, cid=cid)
     return TrackResult(Tracking.ADDED, canonical)
 
 
 async def untrack(request: web.Request, login: str) -> str | None:
+    return await untrack_user(services(request), login, cid=correlation_id(request))
+
+
+async def untrack_user(services: Services, login: str, *, cid: str) -> str | None:
     """Stop tracking; the canonical login, or None when the user was not tracked."""
-    tracked = await find_tracked(request, login)
+    tracked = await services.user_status(login, cid=cid)
     if tracked is None:
         return None
-    await services(request).untrack(tracked.login, cid=correlation_id(request))
+    await services.untrack(tracked.login, cid=cid)
     return tracked.login
 
 
