@@ -203,6 +203,20 @@ def test_rate_limited_user_keeps_its_turn() -> None:
     assert schedule.take(100.0) == "u0"
 
 
+def test_a_poll_asked_for_now_and_rate_limited_goes_right_after_the_pause() -> None:
+    schedule = make(1, interval=3600.0)
+    assert schedule.take(0.0) == "u0"
+    schedule.finished("u0", 0.1, Outcome.OK)
+    schedule.expedite("u0", 10.0)  # /fetch
+    assert schedule.take(10.0) == "u0"
+    schedule.pause_until(70.0)
+    schedule.finished("u0", 10.1, Outcome.RETRY)
+    assert schedule.wake_at(10.1) == 70.0  # not an hour after the last start
+    assert schedule.take(70.0) == "u0"
+    schedule.finished("u0", 70.1, Outcome.OK)
+    assert schedule.wake_at(70.1) == pytest.approx(3670.0)  # then back in the rotation
+
+
 def test_concurrency_is_bounded_and_no_user_overlaps_itself() -> None:
     schedule = make(20, interval=1.0, rate=100.0, max_in_flight=4)
     driver = Driver(schedule, duration=0.35)

@@ -48,6 +48,7 @@ class _Slot:
     expedited: bool = False
     failures: int = 0
     started: float = 0.0
+    ran_expedited: bool = False  # the running poll was asked for now
 
 
 def effective_interval(users: int, interval: float, rate: float) -> float:
@@ -185,7 +186,7 @@ class Schedule:
         # every cycle down. More than a gap late is not made up: no burst after a lull.
         booked = max(planned, now - gap)
         slot.busy = True
-        slot.expedited = False
+        slot.ran_expedited, slot.expedited = slot.expedited, False
         slot.started = booked
         self.in_flight += 1
         self._last_start = booked
@@ -201,7 +202,10 @@ class Schedule:
             slot.due = now  # asked for while it ran: poll it again now
             return
         if outcome is Outcome.RETRY:
+            # Its turn is kept; a poll asked for now stays asked for now, after the pause,
+            # not a rotation's gap later.
             slot.due = slot.started
+            slot.expedited = slot.ran_expedited
             return
         slot.failures = slot.failures + 1 if outcome is Outcome.FAILED else 0
         slot.due = slot.started + self._wait_after(slot, now)
