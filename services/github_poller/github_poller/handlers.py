@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +29,8 @@ from gistsync.contracts import (
     PollReport,
     PollStatusQuery,
     PollStatusReply,
+    TrackedUsersQuery,
+    TrackedUsersReply,
     UserExistsQuery,
     UserExistsReply,
     UserTracked,
@@ -36,7 +40,9 @@ from gistsync.contracts import (
 from gistsync.errors import PermanentError
 from gistsync.transport.topology import partition_of
 from github_poller.github import GitHubClient
-from github_poller.poller import Poller, Request, load_tracked_users
+from github_poller.poller import Poller, Request
+
+log = logging.getLogger(__name__)
 
 # At most this many unknown logins are remembered: the oldest go first.
 UNKNOWN_USERS_MAX = 10_000
@@ -169,3 +175,37 @@ class Handover:
     def on_loss(self, partition: int) -> None:
         mine = self._of(partition)
         self._poller.forget(lambda key: not mine(key))
+
+
+async def load_tracked_users(
+    request: Request,
+    poller: Poller,
+    *,
+    timeout: float,
+    retry_base: float,
+    retry_max: float,
+    partition: int | None = None,
+    at_once: bool = False,
+) -> int:
+    """Asks the writer for the tracked users (of one partition, or all) until it answers (it
+    may start after us), then tracks them. Returns how many it tracked."""
+    delay = retry_base
+    attempt = 1
+    while True:
+        try:
+            reply = await request(TrackedUsersQuery(partition=partition), timeout=timeout)
+            if not isinstance(reply, TrackedUsersReply):
+                raise TypeError(f"expected reply.tracked_users, got {type(reply).__name__}")
+        except Exception as exc:
+            log.warning(
+                "tracked users not loaded, retrying",
+                extra={"attempt": attempt, "retry_in": round(delay, 2), "error": str(exc)},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max)
+            attempt += 1
+            continue
+        for user in reply.users:
+            poller.track(user.login, at_once=at_once)
+        log.info("tracked users loaded", extra={"users": len(reply.users), "partition": partition})
+        return len(reply.users)

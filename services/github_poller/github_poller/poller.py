@@ -41,7 +41,6 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal
 
 from gistsync.contracts import (
@@ -50,15 +49,13 @@ from gistsync.contracts import (
     GistDeleted,
     GistDiscovered,
     Message,
-    PollError,
     PollStatus,
-    TrackedUsersQuery,
-    TrackedUsersReply,
     login_key,
 )
 from gistsync.errors import TransientError
 from github_poller import metrics
 from github_poller.github import GitHubClient, GitHubError, RateLimited, UserNotFound
+from github_poller.memory import PolledUser, fingerprint, poll_status
 from github_poller.schedule import Outcome, Schedule
 
 log = logging.getLogger(__name__)
@@ -66,28 +63,6 @@ log = logging.getLogger(__name__)
 Publish = Callable[[Message], Awaitable[None]]
 Request = Callable[..., Awaitable[object]]
 PollOutcome = Literal["ok", "not_modified", "failed", "rate_limited"]
-
-
-def fingerprint(gist: Gist) -> int:
-    """What the writer shows of a gist, hashed: a change of it is an edit to publish."""
-    return hash((gist.description, gist.files))
-
-
-@dataclass
-class PolledUser:
-    """What the poller remembers of a user: GitHub's ETag of page 1, the fingerprint of each
-    gist published, and the gists a read of several pages missed (deleted if missed again)."""
-
-    login: str
-    etag: str | None = None
-    published: dict[str, int] = field(default_factory=dict)
-    missing: set[str] = field(default_factory=set)
-    first_read_done: bool = False
-    # What `Poller.status` shows, in wall-clock seconds.
-    last_poll_at: float | None = None
-    last_change_at: float | None = None
-    last_error: tuple[float, str] | None = None
-    failures: int = 0  # polls in a row that failed or were rate limited
 
 
 @dataclass
@@ -298,16 +273,8 @@ class Poller:
         if user is None or interval is None:
             return None
         due = self._schedule.due_of(key)
-        wall = self._wall()
-        error = user.last_error
-        return PollStatus(
-            last_poll_at=moment(user.last_poll_at),
-            last_change_at=moment(user.last_change_at),
-            last_error=None if error is None else PollError(at=at(error[0]), text=error[1]),
-            failures=user.failures,
-            interval_seconds=round(interval, 3),
-            next_poll_at=None if due is None else moment(wall + max(due - now, 0.0)),
-        )
+        next_poll = None if due is None else self._wall() + max(due - now, 0.0)
+        return poll_status(user, interval, next_poll)
 
     async def _poll(self, user: PolledUser) -> PollResult:
         conditional = user.etag is not None
@@ -418,45 +385,3 @@ class Poller:
                 later.append(waiter)
         if later:
             self._waiters[key] = later
-
-
-def at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def moment(epoch: float | None) -> datetime | None:
-    return None if epoch is None else at(epoch)
-
-
-async def load_tracked_users(
-    request: Request,
-    poller: Poller,
-    *,
-    timeout: float,
-    retry_base: float,
-    retry_max: float,
-    partition: int | None = None,
-    at_once: bool = False,
-) -> int:
-    """Asks the writer for the tracked users (of one partition, or all) until it answers (it
-    may start after us), then tracks them. Returns how many it tracked."""
-    delay = retry_base
-    attempt = 1
-    while True:
-        try:
-            reply = await request(TrackedUsersQuery(partition=partition), timeout=timeout)
-            if not isinstance(reply, TrackedUsersReply):
-                raise TypeError(f"expected reply.tracked_users, got {type(reply).__name__}")
-        except Exception as exc:
-            log.warning(
-                "tracked users not loaded, retrying",
-                extra={"attempt": attempt, "retry_in": round(delay, 2), "error": str(exc)},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, retry_max)
-            attempt += 1
-            continue
-        for user in reply.users:
-            poller.track(user.login, at_once=at_once)
-        log.info("tracked users loaded", extra={"users": len(reply.users), "partition": partition})
-        return len(reply.users)
