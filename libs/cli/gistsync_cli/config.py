@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from gistsync.settings import CommonSettings, describe
+from gistsync_cli.output import Output
 
 SERVICES = ("gateway", "github_poller", "pipedrive_writer")
 S = TypeVar("S", bound=CommonSettings)
@@ -33,3 +34,15 @@ def load(cls: type[S]) -> S:
         raise BadSettings(describe(exc)) from None
     except SettingsError as exc:  # e.g. a settings file that is not valid JSON for a list
         raise BadSettings(f"settings could not be read: {type(exc).__name__}") from None
+
+
+def load_for(cls: type[S], prog: str, output: Output) -> S | None:
+    """The settings a command runs with, their secrets hidden from everything it prints;
+    None (and why, on stderr) when they do not load."""
+    try:
+        settings = load(cls)
+    except BadSettings as exc:
+        output.warn(f"{prog}: {exc}")
+        return None
+    output.hide(settings.secrets())
+    return settings

@@ -22,7 +22,7 @@ from gistsync.deadletters import (
     replay_dead_letters,
 )
 from gistsync.settings import CommonSettings
-from gistsync_cli.config import BadSettings, load
+from gistsync_cli.config import load_for
 from gistsync_cli.output import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Output
 
 PROG = "gistsync deadletters"
@@ -70,12 +70,9 @@ def deadletters(args: argparse.Namespace, output: Output) -> int:
     if args.action == "discard" and args.all and not args.yes:
         output.warn(f"{PROG}: discard --all removes every dead letter for good: add --yes")
         return EXIT_USAGE
-    try:
-        settings = load(CommonSettings)
-    except BadSettings as exc:
-        output.warn(f"{PROG}: {exc}")
+    settings = load_for(CommonSettings, PROG, output)
+    if settings is None:
         return EXIT_USAGE
-    output.hide(settings.secrets())
     url = settings.amqp_url.get_secret_value()
     try:
         return asyncio.run(_run(args, url, settings.amqp_prefix, output))

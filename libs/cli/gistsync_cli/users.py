@@ -15,7 +15,7 @@ from gistsync.broker import Broker
 from gistsync.contracts import LOGIN_PATTERN
 from gistsync.errors import PublishError, RemoteError, RequestTimeout
 from gistsync.transport.connection import CONNECTION_ERRORS, broker_address
-from gistsync_cli.config import BadSettings, load
+from gistsync_cli.config import load_for
 from gistsync_cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -106,10 +106,7 @@ def users(action: str, login: str | None, as_json: bool, output: Output) -> int:
     if login is not None and not LOGIN_PATTERN.fullmatch(login):
         output.warn(f"gistsync users: invalid login {login!r}: 1 to 39 letters, digits or hyphens")
         return EXIT_USAGE
-    try:
-        settings = load(Settings)
-    except BadSettings as exc:
-        output.warn(f"gistsync users: {exc}")
+    settings = load_for(Settings, "gistsync users", output)
+    if settings is None:
         return EXIT_USAGE
-    output.hide(settings.secrets())
     return asyncio.run(_run(settings, action, login, as_json, output))
