@@ -53,6 +53,7 @@ from gistsync.contracts import (
     login_key,
 )
 from gistsync.errors import TransientError
+from gistsync.tracing import work
 from github_poller import metrics
 from github_poller.github import GitHubClient, GitHubError, RateLimited, UserNotFound
 from github_poller.memory import PolledUser, fingerprint, poll_status
@@ -255,7 +256,8 @@ class Poller:
     async def poll(self, key: str) -> PollResult:
         """One read of one user's gists; never raises: a failure is logged and counted."""
         user = self._users[key]
-        result = await self._poll(user)
+        with work("poll", login=user.login):  # its own trace; `login` on its log lines
+            result = await self._poll(user)
         metrics.POLLS.labels("failed" if result.outcome == "rate_limited" else result.outcome).inc()
         user.last_poll_at = self._wall()
         user.failures = user.failures + 1 if result.outcome in ("failed", "rate_limited") else 0
