@@ -21,6 +21,7 @@ import gistsync.broker
 import github_poller.metrics
 import pipedrive_writer.metrics
 import sandbox.__main__
+from gistsync.tracing import DEPLOYMENT_VARIABLES
 
 REPO = Path(__file__).parents[2]
 PROMETHEUS_DIR = REPO / "monitor" / "prometheus"
@@ -89,7 +90,10 @@ def sandbox_env() -> dict[str, str]:
 
 def code_settings() -> dict[str, set[str]]:
     """Every process's environment variables, by compose service name."""
-    names = {service: set(env_fields(cls)) for service, cls in SETTINGS.items()}
+    names = {
+        service: set(env_fields(cls)) | set(DEPLOYMENT_VARIABLES)
+        for service, cls in SETTINGS.items()
+    }
     names["sandbox"] = set(sandbox_env())
     return names
 

@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 # Probes and scrapes come every few seconds and say nothing of the work.
 QUIET_PATHS = "/healthz,/readyz,/metrics"
 FLUSH_SECONDS = 3.0
+# The standard variables a deployment sets for every service (compose passes these on);
+# the SDK and the exporter read the rest of `OTEL_*` themselves.
+DEPLOYMENT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_SDK_DISABLED",
+)
 
 _tracer: Tracer | None = None
 _getter: Any = None
